@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (def: number) => z.coerce.number().int().default(def);
+
+/**
+ * Every setting the service reads, validated once at start. The README's configuration table lists
+ * each of these; names are SCREAMING_SNAKE. Unknown variables are ignored.
+ */
+export const configSchema = z.object({
+  NODE_ENV: z.string().default('development'),
+  PORT: int(8080),
+  HOST: z.string().default('127.0.0.1'),
+  MEMORYSYNC_DATA_DIR: z.string().default('.memorysync'),
+  /** PostgreSQL connection string; unset = embedded PGlite under the data dir */
+  DATABASE_URL: z.string().optional(),
+  DATABASE_POOL_MAX: int(10),
+  DATABASE_CONNECT_TIMEOUT_MS: int(2000),
+  /** pgvector (in the database) or opensearch */
+  VECTOR_STORE: z.enum(['pgvector', 'opensearch']).default('pgvector'),
+  OPENSEARCH_ENDPOINT: z.string().optional(),
+  OPENSEARCH_NAMESPACE_MODE: z.enum(['index-per-user', 'shared']).default('index-per-user'),
+  OPENSEARCH_SHARED_INDEX: z.string().default('memorysync-vectors'),
+  /** redis://…; unset = in-process cache */
+  REDIS_URL: z.string().optional(),
+  CACHE_TTL_SECONDS: int(300),
+  QUEUE: z.enum(['local', 'sqs']).default('local'),
+  SQS_ENDPOINT: z.string().optional(),
+  /** JSON object family → queue URL (set by CDK) */
+  SQS_QUEUE_URLS: z.string().optional(),
+  OBJECT_STORE: z.enum(['fs', 's3']).default('fs'),
+  S3_BUCKET: z.string().optional(),
+  S3_ENDPOINT: z.string().optional(),
+  EMBEDDER: z.enum(['local', 'openai', 'bedrock']).default('local'),
+  EMBEDDINGS_URL: z.string().optional(),
+  EMBEDDINGS_MODEL: z.string().default('text-embedding-3-small'),
+  EMBEDDINGS_API_KEY: z.string().optional(),
+  EMBEDDINGS_DIMENSION: z.coerce.number().int().optional(),
+  BEDROCK_EMBEDDING_MODEL_ID: z.string().default('amazon.titan-embed-text-v2:0'),
+  /** time the write path waits for embed+index before committing the memory as pending */
+  EMBED_SYNC_BUDGET_MS: int(2000),
+  KEY_RING: z.enum(['local', 'kms']).default('local'),
+  KMS_KEY_ID: z.string().optional(),
+  /** HS256 secret for access tokens; unset locally = generated and kept in the data dir */
+  JWT_SECRET: z.string().min(32).optional(),
+  JWT_ISSUER: z.string().default('memorysync'),
+  ACCESS_TOKEN_TTL_SECONDS: int(900),
+  REFRESH_TOKEN_TTL_DAYS: int(14),
+  CORS_ORIGINS: z.string().default('*'),
+  MAX_BODY_BYTES: int(1_048_576),
+  RATE_LIMITS_ENABLED: bool.default(false),
+  /** silent (200 with empty results, as the hosted service) or strict (429 limit_exceeded) */
+  QUOTA_MODE: z.enum(['silent', 'strict']).default('silent'),
+  /** monthly adds / queries for the free plan; 0 = unlimited */
+  FREE_PLAN_MONTHLY_ADDS: int(0),
+  FREE_PLAN_MONTHLY_QUERIES: int(0),
+  LEXICAL_FALLBACK_SCAN_LIMIT: int(500),
+  ALLOW_PRIVATE_WEBHOOK_TARGETS: bool.default(false),
+  /** create a development tenant, project and key on first start (local only) */
+  DEV_BOOTSTRAP: bool.default(true),
+  LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
+  AWS_REGION: z.string().default('us-east-1'),
+});
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** Reads and validates configuration once; throws a readable error listing every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
+  const parsed = configSchema.safeParse({ ...env, ...overrides });
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}

@@ -1,0 +1,189 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type Json<T> = ColumnType<T, string | T | undefined, string | T>;
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  status: Generated<string>;
+  plan: Generated<string>;
+  quota_mode: Generated<string>;
+  data_key_wrapped: Uint8Array | null;
+  created_at: Generated<Timestamp>;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  public_id: string;
+  tenant_id: string;
+  kind: 'account' | 'end_user';
+  external_id: string | null;
+  email: string | null;
+  password_hash: string | null;
+  full_name: string | null;
+  role: Generated<string>;
+  created_at: Generated<Timestamp>;
+}
+
+export interface ProjectsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string | null;
+  is_default: Generated<boolean>;
+  memory_count: Generated<number>;
+  created_at: Generated<Timestamp>;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  tenant_id: string;
+  name: string;
+  key_hash: string;
+  key_prefix: string;
+  environment: Generated<string>;
+  scopes: Json<string[]>;
+  project_id: string | null;
+  rate_limit_tier: Generated<string>;
+  created_by: number | null;
+  created_at: Generated<Timestamp>;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+  expires_at: NullableTimestamp;
+}
+
+export interface RefreshTokensTable {
+  id: Generated<number>;
+  session_id: string;
+  family_id: string;
+  user_id: number;
+  tenant_id: string;
+  token_hash: string;
+  session_type: Generated<string>;
+  expires_at: Timestamp;
+  created_at: Generated<Timestamp>;
+  used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface MemoriesTable {
+  id: Generated<number>;
+  tenant_id: string;
+  project_id: string | null;
+  user_id: number;
+  environment: Generated<string>;
+  text_ciphertext: Uint8Array;
+  content_hash: string;
+  lexical_tokens: ColumnType<string[], string[] | undefined, string[]>;
+  summary_ciphertext: Uint8Array | null;
+  key_points: Json<string[]>;
+  tags: ColumnType<string[], string[] | undefined, string[]>;
+  source: string | null;
+  event_type: string | null;
+  memory_type: Generated<string>;
+  importance: Generated<number>;
+  quality_score: Generated<number>;
+  tier: Generated<string>;
+  retention_status: Generated<string>;
+  is_summary: Generated<boolean>;
+  metadata: Json<Record<string, unknown>>;
+  idempotency_key: string | null;
+  embedding_status: Generated<string>;
+  embedding_model: string | null;
+  expires_at: NullableTimestamp;
+  last_accessed_at: Generated<Timestamp>;
+  archive_at: NullableTimestamp;
+  retention_expires_at: NullableTimestamp;
+  hard_delete_at: NullableTimestamp;
+  deleted_at: NullableTimestamp;
+  created_at: Generated<Timestamp>;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface MemoryEventsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  memory_id: number;
+  event_type: string;
+  data: Json<Record<string, unknown>>;
+  created_at: Generated<Timestamp>;
+}
+
+export interface AuditLogsTable {
+  id: Generated<number>;
+  tenant_id: string | null;
+  user_id: number | null;
+  principal: string | null;
+  event_type: string;
+  category: string;
+  resource_type: string | null;
+  resource_id: string | null;
+  action: string;
+  status: 'success' | 'failure';
+  status_code: number | null;
+  ip_address: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  payload_json: Json<Record<string, unknown>>;
+  created_at: Generated<Timestamp>;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  task_id: string;
+  family: string;
+  type: string;
+  tenant_id: string | null;
+  payload: Json<Record<string, unknown>>;
+  created_at: Generated<Timestamp>;
+  relayed_at: NullableTimestamp;
+  relay_attempts: Generated<number>;
+}
+
+export interface ProcessedTasksTable {
+  task_id: string;
+  family: string;
+  processed_at: Generated<Timestamp>;
+}
+
+export interface UsageCountersTable {
+  tenant_id: string;
+  period: string;
+  adds: Generated<number>;
+  queries: Generated<number>;
+}
+
+export interface JobLeasesTable {
+  job: string;
+  holder: string | null;
+  fencing_token: Generated<number>;
+  expires_at: NullableTimestamp;
+  last_started_at: NullableTimestamp;
+  last_finished_at: NullableTimestamp;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  users: UsersTable;
+  projects: ProjectsTable;
+  api_keys: ApiKeysTable;
+  refresh_tokens: RefreshTokensTable;
+  memories: MemoriesTable;
+  memory_events: MemoryEventsTable;
+  audit_logs: AuditLogsTable;
+  outbox: OutboxTable;
+  processed_tasks: ProcessedTasksTable;
+  usage_counters: UsageCountersTable;
+  job_leases: JobLeasesTable;
+}
+
+export type MemoryRow = Selectable<MemoriesTable>;
+export type NewMemoryRow = Insertable<MemoriesTable>;
+export type MemoryUpdate = Updateable<MemoriesTable>;
+export type ProjectRow = Selectable<ProjectsTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type UserRow = Selectable<UsersTable>;
+export type TenantRow = Selectable<TenantsTable>;

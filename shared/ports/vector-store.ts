@@ -1,0 +1,67 @@
+/**
+ * Vector index port. Every call names a namespace (one per end user); there is no call that can
+ * search or delete across namespaces, so a query physically cannot reach another user's vectors.
+ */
+export type Tier = 'hot' | 'warm' | 'cold';
+export type RetentionStatus = 'active' | 'archived' | 'soft_deleted' | 'hard_delete_pending' | 'purged';
+
+/** Metadata stored beside each vector; used for filtering inside the index. */
+export interface VectorMetadata {
+  tier: Tier;
+  retentionStatus: RetentionStatus;
+  environment: string;
+  projectId: string | null;
+  tags: string[];
+  source: string | null;
+}
+
+export interface VectorRecord {
+  memoryId: number;
+  vector: number[];
+  metadata: VectorMetadata;
+}
+
+/** Filters are conjunctive; array fields match when any value matches. */
+export interface VectorFilter {
+  memoryIds?: number[];
+  tiers?: Tier[];
+  retentionStatus?: RetentionStatus[];
+  environment?: string;
+  /** `null` selects rows without a project; `undefined` does not filter. */
+  projectId?: string | null;
+  tagsAny?: string[];
+  sources?: string[];
+}
+
+export interface VectorHit {
+  memoryId: number;
+  /** cosine similarity in [-1, 1] */
+  score: number;
+}
+
+export interface VectorQuery {
+  k: number;
+  filter?: VectorFilter;
+  /** exact (brute force) search instead of the approximate index; used to measure ANN recall */
+  exact?: boolean;
+}
+
+export interface VectorStore {
+  readonly kind: string;
+  /** Creates indexes/tables for vectors of `dimension`; idempotent. */
+  open(dimension: number): Promise<void>;
+  upsert(namespace: string, records: VectorRecord[]): Promise<void>;
+  query(namespace: string, vector: number[], query: VectorQuery): Promise<VectorHit[]>;
+  /** Updates metadata of existing vectors without touching the vectors. */
+  updateMetadata(namespace: string, memoryId: number, metadata: Partial<VectorMetadata>): Promise<void>;
+  delete(namespace: string, memoryIds: number[]): Promise<number>;
+  deleteNamespace(namespace: string): Promise<number>;
+  count(namespace: string): Promise<number>;
+  /** memory ids present in the namespace (for invariants checks and reindex verification) */
+  listIds(namespace: string): Promise<number[]>;
+  health(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The namespace of one end user; the OpenSearch index-per-user mode uses it as the index name. */
+export const namespaceForUser = (userId: number | string): string => `memorysync-user-${userId}`;
