@@ -1,0 +1,1 @@
+export { createLocalKeyRing, type LocalKeyRingOptions } from './local-key-ring.ts';
