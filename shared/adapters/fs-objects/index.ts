@@ -1,0 +1,1 @@
+export { createFsObjectStore, type FsObjectStoreOptions } from './fs-object-store.ts';
