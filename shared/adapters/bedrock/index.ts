@@ -1,0 +1,1 @@
+export { createBedrockEmbedder, type BedrockEmbedderOptions, type TitanDimension } from './bedrock-embedder.ts';
