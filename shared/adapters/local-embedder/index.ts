@@ -1,0 +1,7 @@
+export {
+  createLocalEmbedder,
+  DEFAULT_TUNING,
+  LOCAL_EMBEDDER_MODEL,
+  type LocalEmbedderOptions,
+  type LocalEmbedderTuning,
+} from './local-embedder.ts';

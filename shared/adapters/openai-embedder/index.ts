@@ -1,0 +1,1 @@
+export { createOpenAiEmbedder, type OpenAiEmbedderOptions } from './openai-embedder.ts';
