@@ -3,7 +3,9 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { createLocalQueue, type SqsBatchHandler } from '#shared/adapters/local-queue/index.ts';
 import { DependencyError } from '#shared/errors.ts';
-import type { Task, TaskFamily } from '#shared/ports/queue.ts';
+import { sqsRecordToTask } from '#shared/adapters/sqs/index.ts';
+import { TASK_FAMILIES, type Task, type TaskFamily } from '#shared/ports/queue.ts';
+import { queueProducerContract } from '../contract/queue-producer.ts';
 
 function task(type: string, payload: Record<string, unknown> = {}, family: TaskFamily = 'embedding'): Task {
   return { id: randomUUID(), family, tenantId: 'tenant-a', type, payload, createdAt: new Date().toISOString() };
@@ -32,6 +34,23 @@ function deferred() {
   const promise = new Promise<void>((r) => { resolve = r; });
   return { promise, resolve };
 }
+
+queueProducerContract('local queue', async () => {
+  const queue = createLocalQueue();
+  const received: Task[] = [];
+  for (const family of TASK_FAMILIES) {
+    queue.consume(family, async (event) => {
+      received.push(...event.Records.map(sqsRecordToTask));
+    });
+  }
+  return {
+    queue,
+    async receiveAll() {
+      await queue.runUntilIdle();
+      return received;
+    },
+  };
+});
 
 describe('local queue', () => {
   it('invokes the handler with a Lambda SQS event whose body is the JSON task', async () => {

@@ -1,0 +1,3 @@
+export { enqueueTasks } from './enqueue-tasks.ts';
+export { createOutboxRelay } from './outbox-relay.ts';
+export type { OutboxRelay, OutboxRelayOptions, RelayResult } from './outbox-relay.ts';
