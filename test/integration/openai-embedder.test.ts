@@ -128,6 +128,11 @@ describe('OpenAI-compatible embedder', () => {
     vectors.forEach((v, i) => v.forEach((x, d) => expect(x).toBeCloseTo(expected[i][d], 6)));
   });
 
+  it('cuts texts longer than maxInputChars before sending them', async () => {
+    await embedderFor({ maxInputChars: 100 }).embed(['a'.repeat(250), 'short']);
+    expect(received[0].body.input).toEqual(['a'.repeat(100), 'short']);
+  });
+
   it('retries a 500 with exponential backoff and jitter, then succeeds', async () => {
     queuedAnswers.push(status(500), status(503));
     const [vector] = await embedderFor().embed(['retry me']);

@@ -47,6 +47,7 @@ const DEFAULT_VOCABULARY_PATH = fileURLToPath(new URL('./data/vocabulary.bin', i
 /** Zipf's law: p(rank r) ≈ 1 / ((r + 1) · H), H ≈ ln(V) + γ for the upstream ~400k-word vocabulary. */
 const ZIPF_NORMALISER = Math.log(400_000) + 0.5772;
 const TOKEN_CACHE_LIMIT = 100_000;
+const YIELD_EVERY = 500;
 
 interface LoadedVocabulary {
   dims: number;
@@ -181,7 +182,13 @@ export function createLocalEmbedder(options: LocalEmbedderOptions = {}): Embedde
       vocab();
     },
     async embed(texts) {
-      return texts.map(embedOne);
+      const out: number[][] = [];
+      for (let i = 0; i < texts.length; i += 1) {
+        // Big batches (reindex) must not starve the event loop of the local server.
+        if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        out.push(embedOne(texts[i]));
+      }
+      return out;
     },
   };
 }

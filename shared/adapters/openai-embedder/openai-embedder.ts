@@ -13,6 +13,8 @@ export interface OpenAiEmbedderOptions {
   requestDimensions?: boolean;
   /** texts per HTTP request */
   maxBatchSize?: number;
+  /** longer texts are cut to this many characters: servers reject inputs over their token limit, and the rest rarely changes the vector */
+  maxInputChars?: number;
   /** per attempt */
   timeoutMs?: number;
   /** attempts after the first one, on 429, 5xx, timeouts and network errors */
@@ -29,6 +31,7 @@ export interface OpenAiEmbedderOptions {
 
 const defaults = {
   maxBatchSize: 96,
+  maxInputChars: 8_000,
   timeoutMs: 10_000,
   maxRetries: 3,
   baseDelayMs: 250,
@@ -136,7 +139,8 @@ export function createOpenAiEmbedder(options: OpenAiEmbedderOptions): Embedder {
     async embed(texts) {
       const out: number[][] = [];
       for (let i = 0; i < texts.length; i += o.maxBatchSize) {
-        out.push(...(await embedBatch(texts.slice(i, i + o.maxBatchSize))));
+        const batch = texts.slice(i, i + o.maxBatchSize).map((t) => (t.length > o.maxInputChars ? t.slice(0, o.maxInputChars) : t));
+        out.push(...(await embedBatch(batch)));
       }
       return out;
     },
