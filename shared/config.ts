@@ -16,6 +16,12 @@ export const configSchema = z.object({
   MEMORYSYNC_DATA_DIR: z.string().default('.memorysync'),
   /** PostgreSQL connection string; unset = embedded PGlite under the data dir */
   DATABASE_URL: z.string().optional(),
+  /** On AWS: Secrets Manager secret ({username,password}) + RDS Proxy host instead of DATABASE_URL */
+  DATABASE_SECRET_ARN: z.string().optional(),
+  DATABASE_HOST: z.string().optional(),
+  DATABASE_PORT: int(5432),
+  DATABASE_NAME: z.string().default('memorysync'),
+  DATABASE_SSL: bool.default(false),
   DATABASE_POOL_MAX: int(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(2000),
   /** pgvector (in the database) or opensearch */
@@ -45,6 +51,8 @@ export const configSchema = z.object({
   KMS_KEY_ID: z.string().optional(),
   /** HS256 secret for access tokens; unset locally = generated and kept in the data dir */
   JWT_SECRET: z.string().min(32).optional(),
+  /** On AWS: Secrets Manager secret whose SecretString is the JWT signing secret */
+  JWT_SECRET_ARN: z.string().optional(),
   JWT_ISSUER: z.string().default('memorysync'),
   ACCESS_TOKEN_TTL_SECONDS: int(900),
   REFRESH_TOKEN_TTL_DAYS: int(14),
@@ -60,6 +68,8 @@ export const configSchema = z.object({
   ALLOW_PRIVATE_WEBHOOK_TARGETS: bool.default(false),
   /** create a development tenant, project and key on first start (local only) */
   DEV_BOOTSTRAP: bool.default(true),
+  /** worker Lambdas: the task family this function consumes */
+  TASK_FAMILY: z.string().optional(),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']).default('INFO'),
   AWS_REGION: z.string().default('us-east-1'),
 });

@@ -11,7 +11,7 @@ export interface TenantsTable {
   plan: Generated<string>;
   quota_mode: Generated<string>;
   data_key_wrapped: Uint8Array | null;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export interface UsersTable {
@@ -24,7 +24,7 @@ export interface UsersTable {
   password_hash: string | null;
   full_name: string | null;
   role: Generated<string>;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export interface ProjectsTable {
@@ -34,8 +34,8 @@ export interface ProjectsTable {
   description: string | null;
   is_default: Generated<boolean>;
   memory_count: Generated<number>;
-  created_at: Generated<Timestamp>;
-  updated_at: Generated<Timestamp>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface ApiKeysTable {
@@ -49,7 +49,7 @@ export interface ApiKeysTable {
   project_id: string | null;
   rate_limit_tier: Generated<string>;
   created_by: number | null;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
   last_used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;
   expires_at: NullableTimestamp;
@@ -64,7 +64,7 @@ export interface RefreshTokensTable {
   token_hash: string;
   session_type: Generated<string>;
   expires_at: Timestamp;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
   used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;
 }
@@ -77,6 +77,7 @@ export interface MemoriesTable {
   environment: Generated<string>;
   text_ciphertext: Uint8Array;
   content_hash: string;
+  dedupe_key: string | null;
   lexical_tokens: ColumnType<string[], string[] | undefined, string[]>;
   summary_ciphertext: Uint8Array | null;
   key_points: Json<string[]>;
@@ -94,13 +95,13 @@ export interface MemoriesTable {
   embedding_status: Generated<string>;
   embedding_model: string | null;
   expires_at: NullableTimestamp;
-  last_accessed_at: Generated<Timestamp>;
+  last_accessed_at: Timestamp;
   archive_at: NullableTimestamp;
   retention_expires_at: NullableTimestamp;
   hard_delete_at: NullableTimestamp;
   deleted_at: NullableTimestamp;
-  created_at: Generated<Timestamp>;
-  updated_at: Generated<Timestamp>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface MemoryEventsTable {
@@ -109,7 +110,7 @@ export interface MemoryEventsTable {
   memory_id: number;
   event_type: string;
   data: Json<Record<string, unknown>>;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export interface AuditLogsTable {
@@ -128,7 +129,7 @@ export interface AuditLogsTable {
   user_agent: string | null;
   request_id: string | null;
   payload_json: Json<Record<string, unknown>>;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export interface OutboxTable {
@@ -138,7 +139,7 @@ export interface OutboxTable {
   type: string;
   tenant_id: string | null;
   payload: Json<Record<string, unknown>>;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
   relayed_at: NullableTimestamp;
   relay_attempts: Generated<number>;
 }
@@ -146,7 +147,7 @@ export interface OutboxTable {
 export interface ProcessedTasksTable {
   task_id: string;
   family: string;
-  processed_at: Generated<Timestamp>;
+  processed_at: Timestamp;
 }
 
 export interface UsageCountersTable {

@@ -87,6 +87,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('environment', 'text', (c) => c.notNull().defaultTo('production'))
     .addColumn('text_ciphertext', 'bytea', (c) => c.notNull())
     .addColumn('content_hash', 'text', (c) => c.notNull())
+    // equal to content_hash when the write asked for deduplication; a unique index makes racing twins impossible
+    .addColumn('dedupe_key', 'text')
     .addColumn('lexical_tokens', sql`text[]`, (c) => c.notNull().defaultTo(sql`'{}'::text[]`))
     .addColumn('summary_ciphertext', 'bytea')
     .addColumn('key_points', 'jsonb', (c) => c.notNull().defaultTo(sql`'[]'::jsonb`))
@@ -113,7 +115,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
   await sql`create index memories_owner_recent on memories (tenant_id, user_id, created_at desc, id desc)`.execute(db);
-  await sql`create unique index memories_dedupe on memories (tenant_id, user_id, content_hash) where deleted_at is null and not is_summary`.execute(db);
+  await sql`create unique index memories_dedupe on memories (tenant_id, user_id, dedupe_key) where dedupe_key is not null`.execute(db);
+  await sql`create index memories_content_hash on memories (tenant_id, user_id, content_hash)`.execute(db);
   await sql`create unique index memories_idempotency on memories (tenant_id, user_id, idempotency_key) where idempotency_key is not null`.execute(db);
   await sql`create index memories_lexical on memories using gin (lexical_tokens)`.execute(db);
   await sql`create index memories_pending on memories (embedding_status) where embedding_status <> 'ready'`.execute(db);

@@ -1,0 +1,227 @@
+import { mkdirSync, readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { Config } from './config.ts';
+import { migrateToLatest } from './db/migrator.ts';
+import type { Db } from './ports/db.ts';
+import type { Cache } from './ports/cache.ts';
+import type { Embedder } from './ports/embedder.ts';
+import type { KeyRing } from './ports/key-ring.ts';
+import type { ObjectStore } from './ports/object-store.ts';
+import type { Queue, TaskFamily } from './ports/queue.ts';
+import type { VectorStore } from './ports/vector-store.ts';
+import { systemClock, type Clock } from './ports/clock.ts';
+import { openPgliteDb } from './adapters/pglite/pglite-db.ts';
+import { openPostgresDb } from './adapters/postgres/postgres-db.ts';
+import { createPgvectorStore } from './adapters/pgvector/pgvector-store.ts';
+import { createLocalEmbedder } from './adapters/local-embedder/index.ts';
+import { createOpenAiEmbedder } from './adapters/openai-embedder/index.ts';
+import { createMemoryCache } from './adapters/memory-cache/memory-cache.ts';
+import { createRedisCache } from './adapters/redis-cache/redis-cache.ts';
+import { createLocalKeyRing } from './adapters/local-keys/index.ts';
+import { createFsObjectStore } from './adapters/fs-objects/index.ts';
+import { createLocalQueue, type LocalQueue } from './adapters/local-queue/index.ts';
+import { enqueueTasks, createOutboxRelay, type OutboxRelay } from './outbox/index.ts';
+import { TenantKeyService } from './crypto/tenant-keys.ts';
+import { IdentityService } from './services/identity-service.ts';
+import { MemoryService, type OutboxPort } from './services/memory-service.ts';
+import { UsageService } from './services/usage-service.ts';
+import { RateLimiter } from './services/rate-limiter.ts';
+import { AccessTokens } from './services/tokens.ts';
+import { Router } from './http/router.ts';
+import { createApiHandler } from './http/api-handler.ts';
+import { buildRoutes } from './http/routes/index.ts';
+import type { ApiHandler } from './http/types.ts';
+
+/** Adapters a caller (tests, the CLI, the Lambda entry points) may supply instead of the configured ones. */
+export interface AdapterOverrides {
+  db?: Db;
+  vectors?: VectorStore;
+  embedder?: Embedder;
+  cache?: Cache;
+  queue?: Queue;
+  objects?: ObjectStore;
+  keyRing?: KeyRing;
+  clock?: Clock;
+  logger?: Logger;
+  jwtSecret?: string;
+}
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  db: Db;
+  vectors: VectorStore;
+  embedder: Embedder;
+  cache: Cache;
+  queue: Queue;
+  objects: ObjectStore;
+  keyRing: KeyRing;
+  tenantKeys: TenantKeyService;
+  relay: OutboxRelay;
+  identity: IdentityService;
+  memories: MemoryService;
+  usage: UsageService;
+  router: Router;
+  api: ApiHandler;
+  close(): Promise<void>;
+}
+
+const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
+  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms).unref())]);
+
+/**
+ * The composition root: configuration → adapters → services → routes → the middy handler. The only
+ * place that picks adapters. Boot order follows the seed: schema migrated, embedder warmed (10 s),
+ * vector store opened, queue ready, routes mounted, middlewares composed.
+ */
+export async function createApp(config: Config, overrides: AdapterOverrides = {}): Promise<App> {
+  const logger = overrides.logger ?? new Logger({ serviceName: 'memorysync', logLevel: config.LOG_LEVEL });
+  const clock = overrides.clock ?? systemClock;
+  const dataDir = config.MEMORYSYNC_DATA_DIR;
+  const inMemory = dataDir === ':memory:';
+  if (!inMemory) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  const db = overrides.db ?? (await openDatabase(config, inMemory));
+  await migrateToLatest(db.kysely);
+
+  const embedder = overrides.embedder ?? createEmbedder(config);
+  await withTimeout(embedder.warm(), 10_000, 'embedder warm-up').catch((err) => logger.warn('embedder not warm; writes will embed later', { error: (err as Error).message }));
+
+  const vectors = overrides.vectors ?? createVectorStore(config, db);
+  await vectors.open(embedder.dimension);
+
+  const cache = overrides.cache ?? (config.REDIS_URL ? createRedisCache({ url: config.REDIS_URL }) : createMemoryCache());
+  const keyRing = overrides.keyRing ?? createKeyRing(config, inMemory);
+  const objects = overrides.objects ?? createObjectStore(config, inMemory);
+  const queue = overrides.queue ?? createQueue(config);
+  const relay = createOutboxRelay({ db, queue, logger });
+  const outbox: OutboxPort = {
+    enqueue: async (trx, tasks) => {
+      await enqueueTasks(trx, tasks);
+    },
+    relay: async (ids) => {
+      // After commit: a failed relay leaves the rows for the sweep, never fails the request.
+      await relay.relayNow(ids).catch((err) => logger.warn('outbox relay failed; sweep will retry', { error: (err as Error).message }));
+    },
+    settle: async (ids) => {
+      if (ids.length) await db.kysely.updateTable('outbox').set({ relayed_at: clock.now() }).where('task_id', 'in', ids).where('relayed_at', 'is', null).execute();
+    },
+  };
+
+  const tenantKeys = new TenantKeyService(db.kysely, keyRing);
+  const jwtSecret = overrides.jwtSecret ?? (await resolveJwtSecret(config, inMemory));
+  const tokens = new AccessTokens(jwtSecret, config.JWT_ISSUER, config.ACCESS_TOKEN_TTL_SECONDS);
+  const identity = new IdentityService({
+    db: db.kysely, cache, clock, tokens, tenantKeys, refreshSecret: `${jwtSecret}:refresh`,
+    refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS, cacheTtlSeconds: config.CACHE_TTL_SECONDS,
+  });
+  const usage = new UsageService({
+    db: db.kysely, cache, clock, defaultQuotaMode: config.QUOTA_MODE,
+    plans: { free: { adds: config.FREE_PLAN_MONTHLY_ADDS, queries: config.FREE_PLAN_MONTHLY_QUERIES } },
+  });
+  const memories = new MemoryService({
+    db: db.kysely, vectors, embedder, cache, clock, tenantKeys, usage, outbox,
+    embedBudgetMs: config.EMBED_SYNC_BUDGET_MS, lexicalScanLimit: config.LEXICAL_FALLBACK_SCAN_LIMIT, cacheTtlSeconds: config.CACHE_TTL_SECONDS,
+  });
+  const limiter = new RateLimiter(cache, clock);
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage });
+  const router = new Router(routes);
+  const api = createApiHandler({
+    router, identity, limiter, db: db.kysely, logger,
+    corsOrigins: config.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
+    maxBodyBytes: config.MAX_BODY_BYTES, rateLimitsEnabled: config.RATE_LIMITS_ENABLED,
+  });
+
+  let closed = false;
+  return {
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, usage, router, api,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await queue.close().catch(() => {});
+      await cache.close().catch(() => {});
+      await vectors.close().catch(() => {});
+      if (!overrides.db) await db.close();
+    },
+  };
+}
+
+async function openDatabase(config: Config, inMemory: boolean): Promise<Db> {
+  const url = config.DATABASE_URL ?? (await databaseUrlFromSecret(config));
+  if (url) {
+    return openPostgresDb({ connectionString: url, maxConnections: config.DATABASE_POOL_MAX, connectionTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS, enableVector: config.VECTOR_STORE === 'pgvector' });
+  }
+  return openPgliteDb({ dataDir: inMemory ? undefined : join(config.MEMORYSYNC_DATA_DIR, 'pgdata') });
+}
+
+/** On AWS the database password lives in Secrets Manager; the connection goes through RDS Proxy. */
+async function databaseUrlFromSecret(config: Config): Promise<string | undefined> {
+  if (!config.DATABASE_SECRET_ARN || !config.DATABASE_HOST) return undefined;
+  const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+  const client = new SecretsManagerClient({ region: config.AWS_REGION });
+  const out = await client.send(new GetSecretValueCommand({ SecretId: config.DATABASE_SECRET_ARN }));
+  const secret = JSON.parse(out.SecretString ?? '{}') as { username: string; password: string };
+  const ssl = config.DATABASE_SSL ? '?sslmode=no-verify' : '';
+  return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${config.DATABASE_HOST}:${config.DATABASE_PORT}/${config.DATABASE_NAME}${ssl}`;
+}
+
+async function resolveJwtSecret(config: Config, inMemory: boolean): Promise<string> {
+  if (config.JWT_SECRET) return config.JWT_SECRET;
+  if (config.JWT_SECRET_ARN) {
+    const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+    const out = await new SecretsManagerClient({ region: config.AWS_REGION }).send(new GetSecretValueCommand({ SecretId: config.JWT_SECRET_ARN }));
+    if (!out.SecretString || out.SecretString.length < 32) throw new Error('JWT secret must be at least 32 characters');
+    return out.SecretString;
+  }
+  if (inMemory) return randomBytes(32).toString('base64url');
+  // Local: generated once, kept beside the data with owner-only permissions.
+  const path = join(config.MEMORYSYNC_DATA_DIR, 'jwt-secret');
+  if (!existsSync(path)) writeFileSync(path, randomBytes(48).toString('base64url'), { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return readFileSync(path, 'utf8').trim();
+}
+
+function createEmbedder(config: Config): Embedder {
+  switch (config.EMBEDDER) {
+    case 'openai':
+      if (!config.EMBEDDINGS_URL) throw new Error('EMBEDDER=openai needs EMBEDDINGS_URL');
+      return createOpenAiEmbedder({ url: config.EMBEDDINGS_URL, model: config.EMBEDDINGS_MODEL, apiKey: config.EMBEDDINGS_API_KEY, dimension: config.EMBEDDINGS_DIMENSION });
+    case 'bedrock':
+      throw new Error('EMBEDDER=bedrock is wired in shared/app-aws.ts');
+    default:
+      return createLocalEmbedder();
+  }
+}
+
+function createVectorStore(config: Config, db: Db): VectorStore {
+  if (config.VECTOR_STORE === 'pgvector') {
+    if (!db.hasVector) throw new Error('VECTOR_STORE=pgvector needs the pgvector extension in the database (CREATE EXTENSION vector)');
+    return createPgvectorStore({ db: db.kysely });
+  }
+  throw new Error('VECTOR_STORE=opensearch is wired in shared/app-aws.ts');
+}
+
+function createKeyRing(config: Config, inMemory: boolean): KeyRing {
+  if (config.KEY_RING === 'local') {
+    return inMemory ? createLocalKeyRing({ masterKey: randomBytes(32) }) : createLocalKeyRing({ masterKeyPath: join(config.MEMORYSYNC_DATA_DIR, 'master.key') });
+  }
+  throw new Error('KEY_RING=kms is wired in shared/app-aws.ts');
+}
+
+function createObjectStore(config: Config, inMemory: boolean): ObjectStore {
+  if (config.OBJECT_STORE === 'fs') {
+    const root = inMemory ? join(process.env.TMPDIR ?? '/tmp', `memorysync-objects-${process.pid}-${randomBytes(4).toString('hex')}`) : join(config.MEMORYSYNC_DATA_DIR, 'objects');
+    return createFsObjectStore({ root });
+  }
+  throw new Error('OBJECT_STORE=s3 is wired in shared/app-aws.ts');
+}
+
+function createQueue(config: Config): Queue {
+  if (config.QUEUE === 'local') return createLocalQueue();
+  throw new Error('QUEUE=sqs is wired in shared/app-aws.ts');
+}
+
+export type { LocalQueue, TaskFamily };

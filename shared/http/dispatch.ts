@@ -1,0 +1,53 @@
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { z } from 'zod';
+import { AppError } from '../errors.ts';
+import { bodyOf } from './request-body.ts';
+import type { Router } from './router.ts';
+import { header, stateOf, type ApiRequest, type RouteContext } from './types.ts';
+
+const parseWith = (schema: z.ZodType | undefined, value: unknown) => (schema ? schema.parse(value) : value);
+
+/**
+ * The innermost handler: validates body, query and path with the route's zod schemas, calls the
+ * route, and serialises its result. A 204 has no body.
+ */
+export function createDispatcher(router: Router, maxBodyBytes: number) {
+  return async (request: ApiRequest): Promise<APIGatewayProxyResult> => {
+    const event: APIGatewayProxyEvent = request.event;
+    const state = stateOf(request);
+    const matched = state.route ?? router.match(event.httpMethod, event.path);
+    const { definition, params } = matched;
+    const rawBody = bodyOf(request, maxBodyBytes);
+    if (definition.body && rawBody === undefined && event.httpMethod !== 'GET') {
+      throw new AppError('VALIDATION_ERROR', 422, 'body: Field required', [{ loc: ['body'], msg: 'Field required', type: 'missing' }]);
+    }
+    const query = { ...(event.queryStringParameters ?? {}) };
+    const ctx: RouteContext = {
+      body: parseWith(definition.body, rawBody ?? {}),
+      query: parseWith(definition.query, query),
+      params: parseWith(definition.params, params),
+      headers: Object.fromEntries(Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v ?? ''])),
+      requestId: state.requestId,
+      sourceIp: event.requestContext?.identity?.sourceIp ?? null,
+      userAgent: header(event, 'user-agent') ?? null,
+      principal: state.principal ?? null,
+      sessionId: state.sessionId ?? null,
+      scope: state.scope ?? null,
+      endUser: state.endUser ?? null,
+      audit: state.audit,
+      event,
+    };
+    const result = await definition.handler(ctx);
+    const headers: Record<string, string> = { ...(result.headers ?? {}) };
+    const multiValueHeaders = result.cookies?.length ? { 'Set-Cookie': result.cookies } : undefined;
+    if (result.status === 204 || result.body === undefined) {
+      return { statusCode: result.status, headers, body: '', ...(multiValueHeaders ? { multiValueHeaders } : {}) };
+    }
+    return {
+      statusCode: result.status,
+      headers: { 'Content-Type': 'application/json', ...headers },
+      ...(multiValueHeaders ? { multiValueHeaders } : {}),
+      body: typeof result.body === 'string' && headers['Content-Type'] ? result.body : JSON.stringify(result.body),
+    };
+  };
+}

@@ -1,0 +1,45 @@
+import { AppError } from '../errors.ts';
+import { header, stateOf, type ApiRequest } from './types.ts';
+
+export const MAX_JSON_DEPTH = 32;
+
+function depthOf(value: unknown, depth = 0): number {
+  if (depth > MAX_JSON_DEPTH) return depth;
+  if (Array.isArray(value)) return value.reduce<number>((d, v) => Math.max(d, depthOf(v, depth + 1)), depth + 1);
+  if (value && typeof value === 'object') return Object.values(value).reduce<number>((d, v) => Math.max(d, depthOf(v, depth + 1)), depth + 1);
+  return depth;
+}
+
+/**
+ * The request's JSON body, parsed once and memoised on the request state. Oversized bodies are 413,
+ * non-JSON content types 415, malformed JSON 400, absurdly nested JSON 422. An empty body is `undefined`.
+ */
+export function bodyOf(request: ApiRequest, maxBytes: number): unknown {
+  const state = stateOf(request);
+  if ('body' in state) return state.body;
+  const event = request.event;
+  let raw = event.body ?? '';
+  if (event.isBase64Encoded && raw) raw = Buffer.from(raw, 'base64').toString('utf8');
+  if (Buffer.byteLength(raw, 'utf8') > maxBytes) {
+    throw new AppError('PAYLOAD_TOO_LARGE', 413, `Request body exceeds ${maxBytes} bytes`);
+  }
+  if (raw.trim() === '') {
+    state.body = undefined;
+    return undefined;
+  }
+  const contentType = header(event, 'content-type');
+  if (contentType && !/^application\/([\w.+-]*\+)?json\b/i.test(contentType) && !/^text\/plain\b/i.test(contentType)) {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', 415, 'Content-Type must be application/json');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new AppError('INVALID_JSON', 400, 'Request body is not valid JSON');
+  }
+  if (depthOf(parsed) > MAX_JSON_DEPTH) {
+    throw new AppError('VALIDATION_ERROR', 422, `JSON nesting deeper than ${MAX_JSON_DEPTH} levels`, []);
+  }
+  state.body = parsed;
+  return parsed;
+}

@@ -1,0 +1,34 @@
+import type { Config } from '../../config.ts';
+import type { Cache } from '../../ports/cache.ts';
+import type { Db } from '../../ports/db.ts';
+import type { Embedder } from '../../ports/embedder.ts';
+import type { VectorStore } from '../../ports/vector-store.ts';
+import type { IdentityService } from '../../services/identity-service.ts';
+import type { MemoryService } from '../../services/memory-service.ts';
+import type { UsageService } from '../../services/usage-service.ts';
+import type { RouteDefinition } from '../types.ts';
+import { healthRoutes } from './health-routes.ts';
+import { identityRoutes } from './identity-routes.ts';
+import { memoryRoutes } from './memory-routes.ts';
+import { openApiRoutes } from './openapi-routes.ts';
+
+export interface RouteDeps {
+  config: Config;
+  db: Db;
+  vectors: VectorStore;
+  embedder: Embedder;
+  cache: Cache;
+  identity: IdentityService;
+  memories: MemoryService;
+  usage: UsageService;
+}
+
+/** The route table of the API: one list, used by the router, the OpenAPI document and the tests. */
+export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
+  const routes = [
+    ...healthRoutes(deps),
+    ...identityRoutes(deps.identity, deps.usage),
+    ...memoryRoutes(deps.memories),
+  ];
+  return [...routes, ...openApiRoutes(() => routes)];
+}

@@ -1,0 +1,20 @@
+import type { App } from './app.ts';
+import type { TaskFamily } from './ports/queue.ts';
+import { embeddingHandlers } from './tasks/embedding-tasks.ts';
+import { createTaskWorker, type TaskHandler, type TaskWorker } from './tasks/worker-runtime.ts';
+
+/** Task handlers of each family, shared by the worker Lambdas and the local queue. */
+export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string, TaskHandler>>> {
+  return {
+    embedding: embeddingHandlers(app.memories) as Record<string, TaskHandler>,
+  };
+}
+
+/** One SQS batch handler per family that has handlers. */
+export function createWorkers(app: App): Partial<Record<TaskFamily, TaskWorker>> {
+  const workers: Partial<Record<TaskFamily, TaskWorker>> = {};
+  for (const [family, handlers] of Object.entries(taskHandlers(app)) as Array<[TaskFamily, Record<string, TaskHandler>]>) {
+    workers[family] = createTaskWorker(family, handlers, { db: app.db, logger: app.logger });
+  }
+  return workers;
+}

@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VectorMetadata, VectorStore } from '#shared/ports/vector-store.ts';
+
+const DIM = 8;
+const meta = (over: Partial<VectorMetadata> = {}): VectorMetadata => ({
+  tier: 'hot', retentionStatus: 'active', environment: 'production', projectId: null, tags: [], source: null, ...over,
+});
+const unit = (seed: number): number[] => {
+  const v = Array.from({ length: DIM }, (_, i) => Math.sin(seed * 31 + i * 7) + (i === seed % DIM ? 2 : 0));
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+};
+
+/** The VectorStore port's contract: every adapter must pass it unchanged. */
+export function vectorStoreContract(name: string, factory: () => Promise<{ store: VectorStore; cleanup?: () => Promise<void> }>) {
+  describe(`VectorStore contract: ${name}`, () => {
+    let store: VectorStore;
+    let cleanup: (() => Promise<void>) | undefined;
+    const ns = (s: string) => `memorysync-user-${s}-${Math.random().toString(36).slice(2, 8)}`;
+
+    beforeAll(async () => {
+      ({ store, cleanup } = await factory());
+      await store.open(DIM);
+    });
+    afterAll(async () => {
+      await store.close();
+      await cleanup?.();
+    });
+
+    it('opening twice with the same dimension is harmless', async () => {
+      await expect(store.open(DIM)).resolves.toBeUndefined();
+    });
+
+    it('refuses to open with another dimension than the stored vectors', async () => {
+      await expect(store.open(DIM + 1)).rejects.toThrow(/dimension|-d/);
+    });
+
+    it('finds the nearest vector first, with cosine similarity as the score', async () => {
+      const n = ns('a');
+      await store.upsert(n, [1, 2, 3, 4, 5].map((i) => ({ memoryId: i, vector: unit(i), metadata: meta() })));
+      const hits = await store.query(n, unit(3), { k: 3 });
+      expect(hits[0].memoryId).toBe(3);
+      expect(hits[0].score).toBeCloseTo(1, 5);
+      expect(hits).toHaveLength(3);
+      expect(hits[0].score).toBeGreaterThanOrEqual(hits[1].score);
+    });
+
+    it('never returns vectors of another namespace', async () => {
+      const a = ns('victim');
+      const b = ns('attacker');
+      await store.upsert(a, [{ memoryId: 100, vector: unit(9), metadata: meta() }]);
+      await store.upsert(b, [{ memoryId: 200, vector: unit(1), metadata: meta() }]);
+      const hits = await store.query(b, unit(9), { k: 10 });
+      expect(hits.map((h) => h.memoryId)).toEqual([200]);
+      expect(await store.delete(b, [100])).toBe(0);
+      expect(await store.count(a)).toBe(1);
+    });
+
+    it('upserting the same memory id replaces its vector and metadata', async () => {
+      const n = ns('u');
+      await store.upsert(n, [{ memoryId: 1, vector: unit(1), metadata: meta({ tags: ['x'] }) }]);
+      await store.upsert(n, [{ memoryId: 1, vector: unit(2), metadata: meta({ tags: ['y'] }) }]);
+      expect(await store.count(n)).toBe(1);
+      const hits = await store.query(n, unit(2), { k: 1, filter: { tagsAny: ['y'] } });
+      expect(hits[0]).toMatchObject({ memoryId: 1 });
+      expect(await store.query(n, unit(2), { k: 1, filter: { tagsAny: ['x'] } })).toEqual([]);
+    });
+
+    it('applies every metadata filter', async () => {
+      const n = ns('f');
+      await store.upsert(n, [
+        { memoryId: 1, vector: unit(1), metadata: meta({ tier: 'hot', projectId: 'proj_a', tags: ['work'], source: 'n8n' }) },
+        { memoryId: 2, vector: unit(1), metadata: meta({ tier: 'cold', projectId: 'proj_b', tags: ['home'], source: 'dify' }) },
+        { memoryId: 3, vector: unit(1), metadata: meta({ retentionStatus: 'archived', environment: 'staging' }) },
+      ]);
+      const ids = async (filter: object) => (await store.query(n, unit(1), { k: 10, filter })).map((h) => h.memoryId).sort();
+      expect(await ids({ tiers: ['cold'] })).toEqual([2]);
+      expect(await ids({ projectId: 'proj_a' })).toEqual([1]);
+      expect(await ids({ projectId: null })).toEqual([3]);
+      expect(await ids({ tagsAny: ['home', 'nope'] })).toEqual([2]);
+      expect(await ids({ sources: ['n8n'] })).toEqual([1]);
+      expect(await ids({ retentionStatus: ['active'] })).toEqual([1, 2]);
+      expect(await ids({ environment: 'staging' })).toEqual([3]);
+      expect(await ids({ memoryIds: [2, 3] })).toEqual([2, 3]);
+    });
+
+    it('updates metadata without touching the vector', async () => {
+      const n = ns('m');
+      await store.upsert(n, [{ memoryId: 7, vector: unit(7), metadata: meta() }]);
+      await store.updateMetadata(n, 7, { retentionStatus: 'archived' });
+      expect(await store.query(n, unit(7), { k: 1, filter: { retentionStatus: ['active'] } })).toEqual([]);
+      const [hit] = await store.query(n, unit(7), { k: 1, filter: { retentionStatus: ['archived'] } });
+      expect(hit.score).toBeCloseTo(1, 5);
+    });
+
+    it('deletes single vectors and whole namespaces', async () => {
+      const n = ns('d');
+      await store.upsert(n, [1, 2, 3].map((i) => ({ memoryId: i, vector: unit(i), metadata: meta() })));
+      expect(await store.delete(n, [2])).toBe(1);
+      expect(await store.listIds(n)).toEqual([1, 3]);
+      expect(await store.deleteNamespace(n)).toBe(2);
+      expect(await store.count(n)).toBe(0);
+    });
+
+    it('exact and approximate search agree on a small namespace', async () => {
+      const n = ns('e');
+      await store.upsert(n, Array.from({ length: 50 }, (_, i) => ({ memoryId: i + 1, vector: unit(i + 1), metadata: meta() })));
+      const approx = await store.query(n, unit(17), { k: 5 });
+      const exact = await store.query(n, unit(17), { k: 5, exact: true });
+      expect(approx.map((h) => h.memoryId)).toEqual(exact.map((h) => h.memoryId));
+    });
+
+    it('reports itself healthy', async () => {
+      expect(await store.health()).toBe(true);
+    });
+  });
+}
