@@ -1,0 +1,57 @@
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BuildOptions } from 'esbuild';
+
+/** Repository root: entries and the lock file are resolved from here, whatever the cwd. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The Lambda entry points, relative to the repository root. */
+export const LAMBDA_ENTRIES = {
+  api: 'functions/api.ts',
+  worker: 'functions/worker.ts',
+  schedule: 'functions/schedule.ts',
+  migrate: 'functions/migrate.ts',
+} as const;
+
+/**
+ * ESM bundles need `require` for the CommonJS packages esbuild inlines (pg, ioredis); the banner gives
+ * them one without a global shim.
+ */
+export const ESM_REQUIRE_BANNER =
+  "import { createRequire as __memorysyncCreateRequire } from 'node:module'; const require = __memorysyncCreateRequire(import.meta.url);";
+
+/**
+ * The one description of how Lambda code is bundled. `NodejsFunction` (infra) and the bundle benchmark
+ * (bench) both derive their esbuild settings from it, so the bench measures what is deployed.
+ */
+export const LAMBDA_BUNDLE = {
+  target: 'node22',
+  format: 'esm',
+  minify: true,
+  sourceMap: true,
+  // source text stays out of the map: smaller artefact, and stack traces still resolve to file:line
+  sourcesContent: false,
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+  // the nodejs22.x runtime ships AWS SDK v3; pg-native is an optional addon pg never needs here
+  externalModules: ['@aws-sdk/*', 'pg-native'],
+} as const;
+
+/** esbuild options equivalent to the `NodejsFunction` bundling above, for direct esbuild runs. */
+export function esbuildOptions(entry: string, outfile: string): BuildOptions {
+  return {
+    entryPoints: [resolve(REPO_ROOT, entry)],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: LAMBDA_BUNDLE.target,
+    format: LAMBDA_BUNDLE.format,
+    minify: LAMBDA_BUNDLE.minify,
+    sourcemap: LAMBDA_BUNDLE.sourceMap,
+    sourcesContent: LAMBDA_BUNDLE.sourcesContent,
+    mainFields: [...LAMBDA_BUNDLE.mainFields],
+    banner: { js: LAMBDA_BUNDLE.banner },
+    external: [...LAMBDA_BUNDLE.externalModules],
+    logLevel: 'error',
+  };
+}

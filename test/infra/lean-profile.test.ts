@@ -1,0 +1,52 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { synthProfile, type SynthesizedProfile } from './synth.ts';
+
+let synth: SynthesizedProfile;
+let resources: Record<string, { Type: string; Properties: Record<string, any> }>;
+const ofType = (type: string) => Object.values(resources).filter((r) => r.Type === type);
+const apiFunction = () =>
+  ofType('AWS::Lambda::Function').find((r) => String(r.Properties.Description).startsWith('MemorySync API'))!;
+
+beforeAll(() => {
+  synth = synthProfile('lean');
+  resources = synth.template.toJSON().Resources;
+});
+
+describe('lean profile', () => {
+  it('passes cdk-nag AwsSolutions with no unsuppressed errors or warnings', () => {
+    expect(synth.nagErrors).toEqual([]);
+    expect(synth.nagWarnings).toEqual([]);
+  });
+
+  it('lets Aurora Serverless v2 scale to 0 ACU and pause when idle', () => {
+    const [cluster] = ofType('AWS::RDS::DBCluster');
+    expect(cluster.Properties.ServerlessV2ScalingConfiguration).toMatchObject({ MinCapacity: 0, SecondsUntilAutoPause: 600 });
+    expect(ofType('AWS::RDS::DBInstance')).toHaveLength(1);
+  });
+
+  it('has no OpenSearch domain and no RDS Proxy, and keeps vectors in pgvector', () => {
+    expect(ofType('AWS::OpenSearchService::Domain')).toHaveLength(0);
+    expect(ofType('AWS::RDS::DBProxy')).toHaveLength(0);
+    const env = apiFunction().Properties.Environment.Variables;
+    expect(env.VECTOR_STORE).toBe('pgvector');
+    expect(env.OPENSEARCH_ENDPOINT).toBeUndefined();
+    // straight to the cluster's non-default port, since there is no proxy
+    expect(env.DATABASE_PORT).toBe('5433');
+  });
+
+  it('bounds API concurrency, since without a proxy it bounds database connections', () => {
+    expect(apiFunction().Properties.ReservedConcurrentExecutions).toBe(40);
+  });
+
+  it('runs one NAT gateway and a single-node cache', () => {
+    expect(ofType('AWS::EC2::NatGateway')).toHaveLength(1);
+    const [redis] = ofType('AWS::ElastiCache::ReplicationGroup');
+    expect(redis.Properties).toMatchObject({ NumCacheClusters: 1, TransitEncryptionEnabled: true, AtRestEncryptionEnabled: true });
+  });
+
+  it('has no OpenSearch alarm but keeps the other paging alarms', () => {
+    const alarms = ofType('AWS::CloudWatch::Alarm').map((a) => a.Properties);
+    expect(alarms.some((a) => a.MetricName === 'ClusterStatus.red')).toBe(false);
+    expect(alarms.some((a) => a.ExtendedStatistic === 'p99')).toBe(true);
+  });
+});

@@ -1,0 +1,45 @@
+import { App, Aspects } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { buildApp } from '../../infra/app.ts';
+import { CONTEXT, type ProfileName } from '../../infra/profile.ts';
+import type { MemorySyncStack } from '../../infra/stacks/memorysync-stack.ts';
+
+export interface SynthesizedProfile {
+  stack: MemorySyncStack;
+  template: Template;
+  /** unsuppressed cdk-nag AwsSolutions findings, as "rule at path: message" lines */
+  nagErrors: string[];
+  nagWarnings: string[];
+}
+
+const cache = new Map<string, SynthesizedProfile>();
+
+/**
+ * Synthesizes one profile exactly as `cdk synth` composes it, with cdk-nag attached, but with Lambda
+ * bundling replaced by inline stubs (context `memorysync:skipBundling`) so it is fast and needs no
+ * entry files. Cached per profile and context within a test file.
+ */
+export function synthProfile(profile: ProfileName, extraContext: Record<string, unknown> = {}): SynthesizedProfile {
+  const cacheKey = JSON.stringify([profile, extraContext]);
+  const hit = cache.get(cacheKey);
+  if (hit) return hit;
+  const app = new App({
+    context: { [CONTEXT.profile]: profile, [CONTEXT.skipBundling]: true, ...extraContext },
+  });
+  const stack = buildApp(app);
+  Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+  app.synth();
+  const template = Template.fromStack(stack);
+  const describe = (entries: ReturnType<Annotations['findError']>) =>
+    entries.map((e) => `${e.id}: ${String(e.entry.data).split('\n')[0]}`);
+  const annotations = Annotations.fromStack(stack);
+  const result: SynthesizedProfile = {
+    stack,
+    template,
+    nagErrors: describe(annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))),
+    nagWarnings: describe(annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'))),
+  };
+  cache.set(cacheKey, result);
+  return result;
+}
