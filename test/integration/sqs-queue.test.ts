@@ -167,36 +167,36 @@ describe('sqs queue', () => {
     flaky.destroy();
   });
 
-  it('gives up with a DependencyError naming the tasks that kept failing', async () => {
-    const queueUrls = freshQueueUrls();
-    const failing = newClient();
-    let calls = 0;
-    failing.middlewareStack.add(() => async (args) => {
-      calls++;
+  /** A client on which SQS reports every entry of every batch as failed with `code`. */
+  function rejectingClient(code: string, senderFault: boolean) {
+    const rejecting = newClient();
+    const calls = { count: 0 };
+    rejecting.middlewareStack.add(() => async (args) => {
+      calls.count++;
       const input = args.input as { Entries: { Id: string }[] };
-      return { output: { $metadata: {}, Successful: [], Failed: input.Entries.map((e) => ({ Id: e.Id, Code: 'InternalError', SenderFault: false })) }, response: {} };
-    }, { step: 'initialize', name: 'alwaysFail' });
+      const Failed = input.Entries.map((e) => ({ Id: e.Id, Code: code, SenderFault: senderFault }));
+      return { output: { $metadata: {}, Successful: [], Failed }, response: {} };
+    }, { step: 'initialize', name: 'rejectAll' });
+    return { client: rejecting, calls };
+  }
+
+  it('gives up with a DependencyError naming the tasks that kept failing', async () => {
+    const { client: failing, calls } = rejectingClient('InternalError', false);
     const task = makeTask('embedding');
-    const error = await createSqsQueue({ client: failing, queueUrls, maxAttempts: 3, sleep: async () => {} }).send([task]).catch((e) => e);
+    const error = await createSqsQueue({ client: failing, queueUrls: freshQueueUrls(), maxAttempts: 3, sleep: async () => {} })
+      .send([task]).catch((e) => e);
     expect(error).toBeInstanceOf(DependencyError);
     expect(error.dependency).toBe('queue');
     expect(error.message).toContain(task.id);
-    expect(calls).toBe(3);
+    expect(calls.count).toBe(3);
     failing.destroy();
   });
 
   it('does not retry an entry rejected for a sender fault', async () => {
-    const queueUrls = freshQueueUrls();
-    const failing = newClient();
-    let calls = 0;
-    failing.middlewareStack.add(() => async (args) => {
-      calls++;
-      const input = args.input as { Entries: { Id: string }[] };
-      return { output: { $metadata: {}, Successful: [], Failed: [{ Id: input.Entries[0]!.Id, Code: 'InvalidMessageContents', SenderFault: true }] }, response: {} };
-    }, { step: 'initialize', name: 'senderFault' });
-    await expect(createSqsQueue({ client: failing, queueUrls, sleep: async () => {} }).send([makeTask('embedding')]))
+    const { client: failing, calls } = rejectingClient('InvalidMessageContents', true);
+    await expect(createSqsQueue({ client: failing, queueUrls: freshQueueUrls(), sleep: async () => {} }).send([makeTask('embedding')]))
       .rejects.toThrow(/InvalidMessageContents/);
-    expect(calls).toBe(1);
+    expect(calls.count).toBe(1);
     failing.destroy();
   });
 
