@@ -87,16 +87,16 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   const db = overrides.db ?? (await openDatabase(config, inMemory));
   await migrateToLatest(db.kysely);
 
-  const embedder = overrides.embedder ?? createEmbedder(config);
+  const embedder = overrides.embedder ?? (await createEmbedder(config));
   await withTimeout(embedder.warm(), 10_000, 'embedder warm-up').catch((err) => logger.warn('embedder not warm; writes will embed later', { error: (err as Error).message }));
 
-  const vectors = overrides.vectors ?? createVectorStore(config, db);
+  const vectors = overrides.vectors ?? (await createVectorStore(config, db));
   await vectors.open(embedder.dimension);
 
   const cache = overrides.cache ?? (config.REDIS_URL ? createRedisCache({ url: config.REDIS_URL }) : createMemoryCache());
-  const keyRing = overrides.keyRing ?? createKeyRing(config, inMemory);
-  const objects = overrides.objects ?? createObjectStore(config, inMemory);
-  const queue = overrides.queue ?? createQueue(config);
+  const keyRing = overrides.keyRing ?? (await createKeyRing(config, inMemory));
+  const objects = overrides.objects ?? (await createObjectStore(config, inMemory));
+  const queue = overrides.queue ?? (await createQueue(config));
   const relay = createOutboxRelay({ db, queue, logger });
   const outbox: OutboxPort = {
     enqueue: async (trx, tasks) => {
@@ -184,44 +184,59 @@ async function resolveJwtSecret(config: Config, inMemory: boolean): Promise<stri
   return readFileSync(path, 'utf8').trim();
 }
 
-function createEmbedder(config: Config): Embedder {
+// AWS adapters are imported on demand so the local runtime never loads their SDKs.
+
+async function createEmbedder(config: Config): Promise<Embedder> {
   switch (config.EMBEDDER) {
     case 'openai':
       if (!config.EMBEDDINGS_URL) throw new Error('EMBEDDER=openai needs EMBEDDINGS_URL');
       return createOpenAiEmbedder({ url: config.EMBEDDINGS_URL, model: config.EMBEDDINGS_MODEL, apiKey: config.EMBEDDINGS_API_KEY, dimension: config.EMBEDDINGS_DIMENSION });
-    case 'bedrock':
-      throw new Error('EMBEDDER=bedrock is wired in shared/app-aws.ts');
+    case 'bedrock': {
+      const [{ BedrockRuntimeClient }, { createBedrockEmbedder }] = await Promise.all([import('@aws-sdk/client-bedrock-runtime'), import('./adapters/bedrock/index.ts')]);
+      const dimension = (config.EMBEDDINGS_DIMENSION ?? 1024) as 256 | 512 | 1024;
+      return createBedrockEmbedder({ client: new BedrockRuntimeClient({ region: config.AWS_REGION }), modelId: config.BEDROCK_EMBEDDING_MODEL_ID, dimension });
+    }
     default:
       return createLocalEmbedder();
   }
 }
 
-function createVectorStore(config: Config, db: Db): VectorStore {
+async function createVectorStore(config: Config, db: Db): Promise<VectorStore> {
   if (config.VECTOR_STORE === 'pgvector') {
     if (!db.hasVector) throw new Error('VECTOR_STORE=pgvector needs the pgvector extension in the database (CREATE EXTENSION vector)');
     return createPgvectorStore({ db: db.kysely });
   }
-  throw new Error('VECTOR_STORE=opensearch is wired in shared/app-aws.ts');
+  if (!config.OPENSEARCH_ENDPOINT) throw new Error('VECTOR_STORE=opensearch needs OPENSEARCH_ENDPOINT');
+  const { createOpenSearchClient, createOpenSearchVectorStore } = await import('./adapters/opensearch/index.ts');
+  const client = createOpenSearchClient({ endpoint: config.OPENSEARCH_ENDPOINT, region: config.AWS_REGION, service: config.OPENSEARCH_ENDPOINT.includes('.aoss.') ? 'aoss' : 'es' });
+  return createOpenSearchVectorStore({ client, mode: config.OPENSEARCH_NAMESPACE_MODE, sharedIndex: config.OPENSEARCH_SHARED_INDEX, refresh: 'wait_for' });
 }
 
-function createKeyRing(config: Config, inMemory: boolean): KeyRing {
+async function createKeyRing(config: Config, inMemory: boolean): Promise<KeyRing> {
   if (config.KEY_RING === 'local') {
     return inMemory ? createLocalKeyRing({ masterKey: randomBytes(32) }) : createLocalKeyRing({ masterKeyPath: join(config.MEMORYSYNC_DATA_DIR, 'master.key') });
   }
-  throw new Error('KEY_RING=kms is wired in shared/app-aws.ts');
+  if (!config.KMS_KEY_ID) throw new Error('KEY_RING=kms needs KMS_KEY_ID');
+  const [{ KMSClient }, { createKmsKeyRing }] = await Promise.all([import('@aws-sdk/client-kms'), import('./adapters/kms/index.ts')]);
+  return createKmsKeyRing({ client: new KMSClient({ region: config.AWS_REGION }), keyId: config.KMS_KEY_ID });
 }
 
-function createObjectStore(config: Config, inMemory: boolean): ObjectStore {
+async function createObjectStore(config: Config, inMemory: boolean): Promise<ObjectStore> {
   if (config.OBJECT_STORE === 'fs') {
     const root = inMemory ? join(process.env.TMPDIR ?? '/tmp', `memorysync-objects-${process.pid}-${randomBytes(4).toString('hex')}`) : join(config.MEMORYSYNC_DATA_DIR, 'objects');
     return createFsObjectStore({ root });
   }
-  throw new Error('OBJECT_STORE=s3 is wired in shared/app-aws.ts');
+  if (!config.S3_BUCKET) throw new Error('OBJECT_STORE=s3 needs S3_BUCKET');
+  const [{ S3Client }, { createS3ObjectStore }] = await Promise.all([import('@aws-sdk/client-s3'), import('./adapters/s3/index.ts')]);
+  const client = new S3Client({ region: config.AWS_REGION, ...(config.S3_ENDPOINT ? { endpoint: config.S3_ENDPOINT, forcePathStyle: true } : {}) });
+  return createS3ObjectStore({ client, bucket: config.S3_BUCKET, kmsKeyId: config.KMS_KEY_ID });
 }
 
-function createQueue(config: Config): Queue {
+async function createQueue(config: Config): Promise<Queue> {
   if (config.QUEUE === 'local') return createLocalQueue();
-  throw new Error('QUEUE=sqs is wired in shared/app-aws.ts');
+  const queueUrls = JSON.parse(config.SQS_QUEUE_URLS ?? '{}') as Partial<Record<TaskFamily, string>>;
+  const [{ SQSClient }, { createSqsQueue }] = await Promise.all([import('@aws-sdk/client-sqs'), import('./adapters/sqs/index.ts')]);
+  return createSqsQueue({ client: new SQSClient({ region: config.AWS_REGION, ...(config.SQS_ENDPOINT ? { endpoint: config.SQS_ENDPOINT } : {}) }), queueUrls });
 }
 
 export type { LocalQueue, TaskFamily };
