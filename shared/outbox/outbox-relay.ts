@@ -28,6 +28,18 @@ export interface OutboxRelay {
   relayNow(taskIds?: string[]): Promise<RelayResult>;
   /** Sends every task left unrelayed for longer than `olderThanMs`: the scheduled safety net. */
   sweep(options: { olderThanMs: number }): Promise<RelayResult>;
+  /**
+   * For an in-memory queue only, once at start before consumers run: the queue that held the tasks
+   * relayed but never processed is gone with the previous process, so they are marked unrelayed for the
+   * next relay or sweep. Returns how many. (On SQS the messages survive; do not call it there.)
+   */
+  requeueUnprocessed(): Promise<number>;
+  /**
+   * Deletes relayed outbox rows and idempotency-ledger rows older than `olderThanMs`. Keep it above the
+   * queue's message retention (SQS: up to 14 days) so a late redelivery still finds its ledger row; a
+   * ledger row is always written after its outbox row was relayed, so it outlives it.
+   */
+  prune(options: { olderThanMs: number }): Promise<{ outbox: number; processedTasks: number }>;
 }
 
 const defaults = { batchSize: 100 } as const;
@@ -115,6 +127,24 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
     sweep({ olderThanMs }) {
       return relayAll({ olderThanMs });
+    },
+
+    async requeueUnprocessed() {
+      const result = await db.kysely
+        .updateTable('outbox')
+        .set({ relayed_at: null })
+        .where('relayed_at', 'is not', null)
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('processed_tasks').select('task_id').whereRef('processed_tasks.task_id', '=', 'outbox.task_id'))))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
+    },
+
+    async prune({ olderThanMs }) {
+      const cutoff = sql<Date>`now() - make_interval(secs => ${olderThanMs / 1000})`;
+      const outbox = await db.kysely.deleteFrom('outbox').where('relayed_at', '<', cutoff).executeTakeFirst();
+      const ledger = await db.kysely.deleteFrom('processed_tasks').where('processed_at', '<', cutoff).executeTakeFirst();
+      return { outbox: Number(outbox.numDeletedRows), processedTasks: Number(ledger.numDeletedRows) };
     },
   };
 }

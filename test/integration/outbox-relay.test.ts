@@ -169,6 +169,45 @@ function outboxSuite(name: string, open: () => Promise<Harness & { close(): Prom
       expect(await effectCounts(h.db, ids)).toEqual([1, 1, 1]);
     });
 
+    it('redelivers, after a restart of the in-memory queue, the tasks it held but never processed', async () => {
+      const relay = createOutboxRelay({ db: h.db, queue: local });
+      const [done, ...lost] = [task(), task(), task()];
+      await commitChangeWithTasks(h.db, [done, ...lost]);
+      await relay.relayNow([done.id]);
+      await local.runUntilIdle();
+      await relay.relayNow(lost.map((t) => t.id));
+      // The process stops here: `local` and the two messages in it are gone.
+
+      const restarted = createLocalQueue({ maxReceives: 3 });
+      restarted.consume('embedding', createTaskWorker('embedding', { 'record-effect': recordEffect }, { db: h.db, logger }));
+      const relayAfterRestart = createOutboxRelay({ db: h.db, queue: restarted });
+      expect(await relayAfterRestart.requeueUnprocessed()).toBe(2);
+      expect(await relayAfterRestart.sweep({ olderThanMs: 0 })).toEqual({ relayed: 2, failed: 0 });
+      await restarted.runUntilIdle();
+
+      expect(await effectCounts(h.db, [done.id, ...lost.map((t) => t.id)])).toEqual([1, 1, 1]);
+      expect(await relayAfterRestart.requeueUnprocessed()).toBe(0);
+    });
+
+    it('prunes relayed outbox rows and ledger rows past the retention, keeping recent and unrelayed ones', async () => {
+      const relay = createOutboxRelay({ db: h.db, queue: local });
+      const [oldTask, recentTask, unrelayedTask] = [task(), task(), task()];
+      await commitChangeWithTasks(h.db, [oldTask, recentTask, unrelayedTask]);
+      await relay.relayNow([oldTask.id, recentTask.id]);
+      await local.runUntilIdle();
+      const longAgo = sql<Date>`now() - interval '20 days'`;
+      await h.db.kysely.updateTable('outbox').set({ relayed_at: longAgo }).where('task_id', '=', oldTask.id).execute();
+      await h.db.kysely.updateTable('processed_tasks').set({ processed_at: longAgo }).where('task_id', '=', oldTask.id).execute();
+
+      const pruned = await relay.prune({ olderThanMs: 14 * 24 * 3_600_000 });
+
+      expect(pruned).toEqual({ outbox: 1, processedTasks: 1 });
+      const left = await h.db.kysely.selectFrom('outbox').select('task_id').where('task_id', 'in', [oldTask.id, recentTask.id, unrelayedTask.id]).execute();
+      expect(left.map((r) => r.task_id).sort()).toEqual([recentTask.id, unrelayedTask.id].sort());
+      const ledger = await h.db.kysely.selectFrom('processed_tasks').select('task_id').where('task_id', 'in', [oldTask.id, recentTask.id]).execute();
+      expect(ledger).toEqual([{ task_id: recentTask.id }]);
+    });
+
     it('sends every task exactly once when two sweepers on separate connection pools run at once', async () => {
       const ids = await commitChangeWithTasks(h.db, Array.from({ length: 120 }, () => task()));
       const second = await h.openSecondDb();
