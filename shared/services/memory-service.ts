@@ -93,6 +93,43 @@ export const DEFAULT_WEIGHTS = { semantic: 0.85, recency: 0.1, importance: 0.05 
 const LEXICAL_SHARE = 0.25;
 const RECENCY_HALF_LIFE_DAYS = 30;
 
+export interface RankInput {
+  id: number;
+  /** cosine similarity from the vector index; undefined when the memory was not a vector candidate */
+  semantic: number | undefined;
+  /** share of the query's terms found in the memory (blind tokens), 0..1 */
+  lexical: number;
+  createdAt: Date;
+  importance: number;
+}
+
+export interface Ranked {
+  id: number;
+  score: number;
+  parts: ScoredMemory['scoreParts'];
+}
+
+/**
+ * The scoring of recall: relevance = 0.75·cosine + 0.25·lexical overlap (lexical only when the
+ * semantic path is down), then score = (w_s·relevance + w_r·recency + w_i·importance) / Σw, where
+ * recency halves every 30 days. Returns the top k, best first.
+ */
+export function rankCandidates(candidates: RankInput[], options: { weights?: QueryInput['weights']; degraded: boolean; now: Date; k: number }): Ranked[] {
+  const weights = { ...DEFAULT_WEIGHTS, ...(options.weights ?? {}) };
+  const total = weights.semantic + weights.recency + weights.importance || 1;
+  return candidates
+    .map((c) => {
+      const sem = Math.max(0, c.semantic ?? 0);
+      const relevance = options.degraded ? c.lexical : (1 - LEXICAL_SHARE) * sem + LEXICAL_SHARE * c.lexical;
+      const ageDays = Math.max(0, (options.now.getTime() - c.createdAt.getTime()) / 86_400_000);
+      const recency = Math.pow(0.5, ageDays / RECENCY_HALF_LIFE_DAYS);
+      const score = (weights.semantic * relevance + weights.recency * recency + weights.importance * c.importance) / total;
+      return { id: c.id, score, parts: { semantic: sem, lexical: c.lexical, recency, importance: c.importance } };
+    })
+    .sort((a, b) => b.score - a.score || b.id - a.id)
+    .slice(0, options.k);
+}
+
 const normalizeForHash = (text: string) => text.normalize('NFKC').trim().replace(/\s+/g, ' ').toLowerCase();
 const aadFor = (scope: { tenantId: string; userId: number }) => `memorysync:v1:${scope.tenantId}:${scope.userId}`;
 
@@ -337,6 +374,7 @@ export class MemoryService {
     let ranked = cacheKey ? await this.deps.cache.get<Array<{ id: number; score: number; parts: ScoredMemory['scoreParts'] }>>(cacheKey) : undefined;
     let degraded = false;
 
+    let rows: Array<MemoryRow & { overlap?: number }> = [];
     if (!ranked) {
       const candidateCount = Math.min(Math.max(k * 4, 40), 400);
       const semantic = new Map<number, number>();
@@ -348,47 +386,35 @@ export class MemoryService {
         if (!(err instanceof DependencyError)) throw err;
         degraded = true;
       }
+      // One round trip fetches the vector candidates and the lexical matches (blind-token overlap) together.
       const tokens = blindTokens(keys.lexicalKey, lexicalTerms(input.query));
-      const lexical = new Map<number, number>();
-      if (tokens.length) {
-        const rows = await this.filtered(scope, filters, now)
+      const vectorIds = [...semantic.keys()];
+      if (vectorIds.length || tokens.length) {
+        rows = await this.filtered(scope, filters, now)
           .select(sql<number>`cardinality(array(select unnest(lexical_tokens) intersect select unnest(${tokens}::text[])))`.as('overlap'))
-          .where(sql<boolean>`lexical_tokens && ${tokens}::text[]`)
+          .where((eb) => eb.or([
+            ...(vectorIds.length ? [eb('id', 'in', vectorIds)] : []),
+            ...(tokens.length ? [sql<boolean>`lexical_tokens && ${tokens}::text[]`] : []),
+          ]))
+          .orderBy(sql`(id = any(${vectorIds}::bigint[]))`, 'desc')
           .orderBy('overlap', 'desc')
           .orderBy('created_at', 'desc')
-          .limit(Math.min(this.deps.lexicalScanLimit, candidateCount))
+          .limit(vectorIds.length + Math.min(this.deps.lexicalScanLimit, candidateCount))
           .execute();
-        for (const r of rows) lexical.set(Number(r.id), Number(r.overlap) / tokens.length);
       }
-      if (degraded && lexical.size === 0) {
+      if (degraded && !rows.some((r) => Number(r.overlap) > 0)) {
         // No term overlaps: still answer with the most recent memories, as the bounded fallback scan.
-        const recent = await this.filtered(scope, filters, now).orderBy('created_at', 'desc').limit(Math.min(k, this.deps.lexicalScanLimit)).execute();
-        for (const r of recent) lexical.set(Number(r.id), 0);
+        rows = await this.filtered(scope, filters, now).orderBy('created_at', 'desc').limit(Math.min(k, this.deps.lexicalScanLimit)).execute();
       }
-      const ids = [...new Set([...semantic.keys(), ...lexical.keys()])];
-      const meta = ids.length
-        ? await this.filtered(scope, filters, now).select(['importance', 'created_at']).where('id', 'in', ids).execute()
-        : [];
-      const weights = { ...DEFAULT_WEIGHTS, ...(input.weights ?? {}) };
-      const total = weights.semantic + weights.recency + weights.importance || 1;
-      ranked = meta
-        .map((m) => {
-          const id = Number(m.id);
-          const sem = Math.max(0, semantic.get(id) ?? 0);
-          const lex = lexical.get(id) ?? 0;
-          const relevance = degraded ? lex : (1 - LEXICAL_SHARE) * sem + LEXICAL_SHARE * lex;
-          const ageDays = Math.max(0, (now.getTime() - new Date(m.created_at).getTime()) / 86_400_000);
-          const recency = Math.pow(0.5, ageDays / RECENCY_HALF_LIFE_DAYS);
-          const importance = Number(m.importance);
-          const score = (weights.semantic * relevance + weights.recency * recency + weights.importance * importance) / total;
-          return { id, score, parts: { semantic: sem, lexical: lex, recency, importance } };
-        })
-        .sort((a, b) => b.score - a.score || b.id - a.id)
-        .slice(0, k);
+      ranked = rankCandidates(
+        rows.map((r) => ({ id: Number(r.id), semantic: semantic.get(Number(r.id)), lexical: tokens.length ? Number(r.overlap ?? 0) / tokens.length : 0, createdAt: new Date(r.created_at), importance: Number(r.importance) })),
+        { weights: input.weights, degraded, now, k },
+      );
       if (cacheKey && !degraded) await this.deps.cache.set(cacheKey, ranked, this.deps.cacheTtlSeconds);
+    } else if (ranked.length) {
+      rows = await this.filtered(scope, filters, now).where('id', 'in', ranked.map((r) => r.id)).execute();
     }
 
-    const rows = ranked.length ? await this.filtered(scope, filters, now).where('id', 'in', ranked.map((r) => r.id)).execute() : [];
     const byId = new Map(rows.map((r) => [Number(r.id), r]));
     const memories: ScoredMemory[] = [];
     for (const r of ranked) {
@@ -396,15 +422,18 @@ export class MemoryService {
       if (!row) continue; // deleted or expired since it was cached
       memories.push({ ...(await this.decrypt(scope, row, keys)), score: r.score, scoreParts: r.parts });
     }
-    if (memories.length) {
-      await this.deps.db.transaction().execute(async (trx) => {
-        await trx.updateTable('memories').set({ last_accessed_at: now }).where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', 'in', memories.map((m) => m.id)).execute();
-        await this.deps.usage.record(trx, scope.tenantId, 'queries');
-      });
-    } else {
-      await this.deps.usage.record(this.deps.db, scope.tenantId, 'queries');
-    }
+    await this.recordQuery(scope, memories.map((m) => m.id), now);
     return { memories, degraded, quotaExhausted: false };
+  }
+
+  /** One statement: touch last_accessed_at of what was returned and count the query. */
+  private async recordQuery(scope: EndUserScope, ids: number[], now: Date): Promise<void> {
+    const period = now.toISOString().slice(0, 7);
+    await sql`with touched as (
+        update memories set last_accessed_at = ${now}
+        where tenant_id = ${scope.tenantId} and user_id = ${scope.userId} and id = any(${ids}::bigint[]) returning 1)
+      insert into usage_counters (tenant_id, period, adds, queries) values (${scope.tenantId}, ${period}, 0, 1)
+      on conflict (tenant_id, period) do update set queries = usage_counters.queries + 1`.execute(this.deps.db);
   }
 
   // ------------------------------------------------------------------ used by workers

@@ -94,11 +94,11 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
     async query(namespace: string, vector: number[], query: VectorQuery): Promise<VectorHit[]> {
       return wrap('query', () =>
         db.transaction().execute(async (trx) => {
+          // Transaction-local settings, in one round trip.
           if (query.exact) {
-            await sql`set local enable_indexscan = off`.execute(trx);
+            await sql`select set_config('enable_indexscan', 'off', true)`.execute(trx);
           } else {
-            await sql`set local hnsw.iterative_scan = relaxed_order`.execute(trx);
-            await sql`set local hnsw.ef_search = ${sql.raw(String(Math.max(efSearch, query.k)))}`.execute(trx);
+            await sql`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(Math.max(efSearch, query.k))}, true)`.execute(trx);
           }
           const literal = toLiteral(vector);
           const result = await sql<{ memory_id: number | string; distance: number }>`
