@@ -1,11 +1,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { z } from 'zod';
-import { AppError } from '../errors.ts';
-import { bodyOf } from './request-body.ts';
+import { routeInput } from './route-input.ts';
 import type { Router } from './router.ts';
 import { header, stateOf, type ApiRequest, type RouteContext } from './types.ts';
-
-const parseWith = (schema: z.ZodType | undefined, value: unknown) => (schema ? schema.parse(value) : value);
 
 /**
  * The innermost handler: validates body, query and path with the route's zod schemas, calls the
@@ -16,16 +12,12 @@ export function createDispatcher(router: Router, maxBodyBytes: number) {
     const event: APIGatewayProxyEvent = request.event;
     const state = stateOf(request);
     const matched = state.route ?? router.match(event.httpMethod, event.path);
-    const { definition, params } = matched;
-    const rawBody = bodyOf(request, maxBodyBytes);
-    if (definition.body && rawBody === undefined && event.httpMethod !== 'GET') {
-      throw new AppError('VALIDATION_ERROR', 422, 'body: Field required', [{ loc: ['body'], msg: 'Field required', type: 'missing' }]);
-    }
-    const query = { ...(event.queryStringParameters ?? {}) };
+    const { definition } = matched;
+    const input = routeInput(request, matched, maxBodyBytes);
     const ctx: RouteContext = {
-      body: parseWith(definition.body, rawBody ?? {}),
-      query: parseWith(definition.query, query),
-      params: parseWith(definition.params, params),
+      body: input.body,
+      query: input.query,
+      params: input.params,
       headers: Object.fromEntries(Object.entries(event.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v ?? ''])),
       requestId: state.requestId,
       sourceIp: event.requestContext?.identity?.sourceIp ?? null,

@@ -51,9 +51,13 @@ export class Router {
   match(method: string, rawPath: string): RouteMatch {
     const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
     const allowed = new Set<string>();
+    let matchedSpecificity: number | undefined;
     for (const route of this.compiled) {
+      // Only the most specific template that fits the path counts: DELETE /memory/export is a 405, not id "export".
+      if (matchedSpecificity !== undefined && route.specificity < matchedSpecificity) break;
       const m = route.pattern.exec(path);
       if (!m) continue;
+      matchedSpecificity = route.specificity;
       if (route.definition.method !== method) {
         allowed.add(route.definition.method);
         continue;

@@ -68,6 +68,8 @@ export interface RequestState {
   startedAt: number;
   route?: { definition: RouteDefinition; params: Record<string, string> } | null;
   body?: unknown;
+  /** body, query and path parameters after the route's schemas */
+  input?: { body: unknown; query: unknown; params: unknown };
   principal?: Principal | null;
   sessionId?: string;
   scope?: Scope | null;

@@ -52,7 +52,8 @@ export function renderError(appError: AppError, requestId: string) {
       };
   return {
     statusCode: appError.status,
-    headers: { 'Content-Type': 'application/json', ...(appError.headers ?? {}) },
+    // The header travels with the body's request_id even for answers rendered outside the chain.
+    headers: { 'Content-Type': 'application/json', 'X-Request-ID': requestId, ...(appError.headers ?? {}) },
     body: JSON.stringify(body),
   };
 }

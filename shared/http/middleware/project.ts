@@ -3,6 +3,7 @@ import { AppError, badRequest, forbidden } from '../../errors.ts';
 import type { IdentityService } from '../../services/identity-service.ts';
 import type { Router } from '../router.ts';
 import { bodyOf } from '../request-body.ts';
+import { routeInput } from '../route-input.ts';
 import { routeOf } from '../route-of.ts';
 import { header, stateOf, type ApiRequest } from '../types.ts';
 
@@ -54,6 +55,8 @@ export const projectResolver = (opts: { router: Router; identity: IdentityServic
       throw new AppError('MISSING_END_USER_ID', 400, 'X-End-User-ID header (or end_user_id) is required for API key requests');
     }
     if (!END_USER_ID_FORMAT.test(endUserId)) throw badRequest('INVALID_END_USER_ID', 'end user id must be 1-256 printable characters');
+    // Validate before the end user is created on first sight: a rejected request leaves no row behind.
+    routeInput(req, route, opts.maxBodyBytes);
     const userId = await opts.identity.resolveEndUser(principal.tenantId, endUserId);
     state.endUser = { ...state.scope, userId, endUserExternalId: endUserId, environment: principal.environment };
   },

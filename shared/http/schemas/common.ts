@@ -10,7 +10,10 @@ export const importanceSchema = z.number().min(0).max(1);
 export const ttlMinutesSchema = z.number().int().min(1).max(60 * 24 * 365 * 10);
 export const labelSchema = z.string().trim().max(128);
 export const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 date');
-export const memoryIdParam = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
+/** A path id is plain digits: `1e3`, ` 7` or `0x1f` would otherwise coerce to a number. */
+export const positiveIntegerPath = (max: number) =>
+  z.string().regex(/^\d{1,16}$/, 'must be a positive integer').transform(Number).pipe(z.number().int().positive().max(max));
+export const memoryIdParam = z.object({ id: positiveIntegerPath(Number.MAX_SAFE_INTEGER) });
 export const errorEnvelope = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.array(z.unknown()).optional() }),
   detail: z.unknown().optional(),

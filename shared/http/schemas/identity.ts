@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { positiveIntegerPath } from './common.ts';
 
 export const signupBody = z.object({
   email: z.email().max(254),
@@ -21,4 +22,4 @@ export const createApiKeyBody = z.object({
   rate_limit_tier: z.enum(['free', 'pro', 'enterprise', 'unlimited']).optional(),
   expires_in_days: z.number().int().min(1).max(3650).optional(),
 });
-export const apiKeyIdParam = z.object({ id: z.coerce.number().int().positive().max(2_147_483_647) });
+export const apiKeyIdParam = z.object({ id: positiveIntegerPath(2_147_483_647) });
