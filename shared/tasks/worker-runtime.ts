@@ -40,21 +40,34 @@ export class UnroutableTaskError extends Error {
 /** Raised inside the ledger transaction when another delivery of the same task already committed. */
 class TaskAlreadyProcessedError extends Error {}
 
-/** Whether the idempotency ledger already holds the task. */
-export async function isTaskProcessed(db: Kysely<Database>, taskId: string): Promise<boolean> {
-  const row = await db.selectFrom('processed_tasks').select('task_id').where('task_id', '=', taskId).executeTakeFirst();
-  return row !== undefined;
+/** The ids among `taskIds` that the idempotency ledger already holds. */
+export async function processedTaskIds(db: Kysely<Database>, taskIds: string[]): Promise<Set<string>> {
+  if (taskIds.length === 0) return new Set();
+  const rows = await db.selectFrom('processed_tasks').select('task_id').where('task_id', 'in', taskIds).execute();
+  return new Set(rows.map((r) => r.task_id));
 }
 
-/** Inserts the ledger row; false when another delivery already did. */
-async function recordProcessed(db: Kysely<Database>, task: Task): Promise<boolean> {
-  const row = await db
+/** Inserts ledger rows; returns how many were new (the others were recorded by another delivery). */
+async function recordProcessed(db: Kysely<Database>, tasks: Task[]): Promise<number> {
+  if (tasks.length === 0) return 0;
+  const rows = await db
     .insertInto('processed_tasks')
-    .values({ task_id: task.id, family: task.family })
+    .values(tasks.map((task) => ({ task_id: task.id, family: task.family })))
     .onConflict((oc) => oc.column('task_id').doNothing())
     .returning('task_id')
-    .executeTakeFirst();
-  return row !== undefined;
+    .execute();
+  return rows.length;
+}
+
+/** Each record's task, or the error that makes it unprocessable. */
+function parseRecords(records: SQSRecord[]): Map<string, Task | Error> {
+  return new Map(records.map((record): [string, Task | Error] => {
+    try {
+      return [record.messageId, sqsRecordToTask(record)];
+    } catch (error) {
+      return [record.messageId, error instanceof Error ? error : new Error(String(error))];
+    }
+  }));
 }
 
 /**
@@ -71,27 +84,26 @@ export function createTaskWorker(
   const { db } = options;
   const logger = options.logger ?? new Logger({ serviceName: 'memorysync-worker' });
 
-  async function processRecord(record: SQSRecord): Promise<void> {
-    const task = sqsRecordToTask(record);
+  /** Runs one task; returns it when the ledger row is still to be written (no ctx.transaction). */
+  async function processTask(task: Task, receiveCount: number): Promise<Task | undefined> {
     const keys = { taskId: task.id, family: task.family, taskType: task.type, tenantId: task.tenantId };
     if (task.family !== family) throw new UnroutableTaskError(`Task ${task.id} of family ${task.family} reached the ${family} worker`);
     const handler = handlers[task.type];
     if (!handler) throw new UnroutableTaskError(`No ${family} handler for task type ${task.type}`);
-    if (await isTaskProcessed(db.kysely, task.id)) {
-      logger.info('task already processed; acknowledged', keys);
-      return;
-    }
 
     let ledgerCommitted = false;
+    let childLogger: Logger | undefined;
     const ctx: TaskContext = {
       db,
-      logger: logger.createChild({ persistentKeys: keys }),
-      receiveCount: Number(record.attributes.ApproximateReceiveCount) || 1,
+      get logger() {
+        return (childLogger ??= logger.createChild({ persistentKeys: keys }));
+      },
+      receiveCount,
       async transaction(fn) {
         if (ledgerCommitted) throw new Error('ctx.transaction runs once per task; use ctx.db for other queries');
         const result = await db.kysely.transaction().execute(async (trx) => {
           // Inserted first: a concurrent delivery of the same task waits on this row, then skips.
-          if (!(await recordProcessed(trx, task))) throw new TaskAlreadyProcessedError();
+          if ((await recordProcessed(trx, [task])) === 0) throw new TaskAlreadyProcessedError();
           return fn(trx);
         });
         ledgerCommitted = true;
@@ -104,20 +116,46 @@ export function createTaskWorker(
     } catch (error) {
       if (error instanceof TaskAlreadyProcessedError) {
         logger.info('task processed by a concurrent delivery; acknowledged', keys);
-        return;
+        return undefined;
       }
-      logger.warn('task failed', { ...keys, receiveCount: ctx.receiveCount, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      logger.warn('task failed', { ...keys, receiveCount, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
       throw error;
     }
-    if (!ledgerCommitted) await recordProcessed(db.kysely, task);
+    return ledgerCommitted ? undefined : task;
   }
 
   return async (event) => {
+    const tasks = parseRecords(event.Records);
+    const ids = [...tasks.values()].flatMap((t) => (t instanceof Error ? [] : [t.id]));
+    const alreadyProcessed = await processedTaskIds(db.kysely, ids);
+    const unrecorded: Task[] = [];
+    // A task delivered twice within one batch runs once; the copy shares the first one's outcome.
+    const runs = new Map<string, Promise<void>>();
+    const processRecord = async (record: SQSRecord): Promise<void> => {
+      const task = tasks.get(record.messageId)!;
+      if (task instanceof Error) throw task;
+      if (alreadyProcessed.has(task.id)) {
+        logger.info('task already processed; acknowledged', { taskId: task.id, family: task.family });
+        return;
+      }
+      let run = runs.get(task.id);
+      if (!run) {
+        run = processTask(task, Number(record.attributes.ApproximateReceiveCount) || 1).then((done) => {
+          if (done) unrecorded.push(done);
+        });
+        runs.set(task.id, run);
+      }
+      await run;
+    };
     // A processor keeps per-batch state, so concurrent local invocations each get their own.
     const processor = new BatchProcessor(EventType.SQS, { logger });
-    return processPartialResponse(event, processRecord, processor, {
+    const response = await processPartialResponse(event, processRecord, processor, {
       throwOnFullBatchFailure: false,
       processInParallel: options.processInParallel ?? false,
     });
+    // Ledger rows of handlers that did not use ctx.transaction, in one statement; if it fails, the
+    // batch fails and those tasks run again (their effects were never atomic with the ledger).
+    await recordProcessed(db.kysely, unrecorded);
+    return response;
   };
 }
