@@ -315,7 +315,10 @@ export class MemoryService {
     if (ids.length === 0) return [];
     const taskId = randomUUID();
     const deleted = await this.deps.db.transaction().execute(async (trx) => {
-      const rows = await trx.deleteFrom('memories').where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', 'in', ids).returning(['id', 'project_id']).execute();
+      // A project-scoped caller (X-Project-ID or a project-locked key) deletes only inside its project.
+      let doomed = trx.deleteFrom('memories').where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', 'in', ids);
+      if (scope.projectId) doomed = doomed.where('project_id', '=', scope.projectId);
+      const rows = await doomed.returning(['id', 'project_id']).execute();
       const deletedIds = rows.map((r) => Number(r.id));
       if (deletedIds.length) {
         await trx.insertInto('memory_events').values(deletedIds.map((id) => ({ tenant_id: scope.tenantId, memory_id: id, event_type: 'deleted', data: JSON.stringify({}) }))).execute();
