@@ -35,7 +35,17 @@ export const LAMBDA_BUNDLE = {
   banner: ESM_REQUIRE_BANNER,
   // the nodejs22.x runtime ships AWS SDK v3; pg-native is an optional addon pg never needs here
   externalModules: ['@aws-sdk/*', 'pg-native'],
+  /** packages swapped for stubs: code the composition root imports but Lambda never runs */
+  aliases: {
+    '@electric-sql/pglite': 'infra/lambda-stubs/pglite.ts',
+    '@electric-sql/pglite/vector': 'infra/lambda-stubs/pglite.ts',
+  },
 } as const;
+
+/** Aliases with absolute stub paths, as both esbuild and the CDK's esbuild CLI call take them. */
+export function bundleAliases(): Record<string, string> {
+  return Object.fromEntries(Object.entries(LAMBDA_BUNDLE.aliases).map(([pkg, stub]) => [pkg, resolve(REPO_ROOT, stub)]));
+}
 
 /** esbuild options equivalent to the `NodejsFunction` bundling above, for direct esbuild runs. */
 export function esbuildOptions(entry: string, outfile: string): BuildOptions {
@@ -52,6 +62,7 @@ export function esbuildOptions(entry: string, outfile: string): BuildOptions {
     mainFields: [...LAMBDA_BUNDLE.mainFields],
     banner: { js: LAMBDA_BUNDLE.banner },
     external: [...LAMBDA_BUNDLE.externalModules],
+    alias: bundleAliases(),
     logLevel: 'error',
   };
 }

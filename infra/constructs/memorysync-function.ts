@@ -6,7 +6,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { resolve } from 'node:path';
-import { LAMBDA_BUNDLE, REPO_ROOT } from '../bundling.ts';
+import { bundleAliases, LAMBDA_BUNDLE, REPO_ROOT } from '../bundling.ts';
 import { CONTEXT } from '../profile.ts';
 
 export interface MemorySyncFunctionProps {
@@ -87,6 +87,7 @@ export class MemorySyncFunction extends Construct {
           mainFields: [...LAMBDA_BUNDLE.mainFields],
           banner: LAMBDA_BUNDLE.banner,
           externalModules: [...LAMBDA_BUNDLE.externalModules],
+          esbuildArgs: Object.fromEntries(Object.entries(bundleAliases()).map(([pkg, stub]) => [`--alias:${pkg}`, stub])),
         },
       });
     }

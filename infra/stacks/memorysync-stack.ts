@@ -121,7 +121,9 @@ export class MemorySyncStack extends Stack {
     const localEndpoint = settings.aws ? undefined : LOCALSTACK_SERVICES.awsEndpoint;
     const bindDb = (fn: MemorySyncFunction) =>
       this.data ? bindDatabase(fn, this.data) : bindDatabaseUrl(fn, LOCALSTACK_SERVICES.databaseUrl);
-    const appFunctions = [this.api.handler, ...workers.all(), schedules.handler];
+    // Every function builds the same app (shared/app.ts) at cold start, migrate included: it opens the
+    // vector store and embedder too, so it must see exactly the configuration the others see.
+    const appFunctions = [this.api.handler, ...workers.all(), schedules.handler, migrate];
     for (const fn of appFunctions) {
       bindDb(fn);
       bindQueues(fn, this.queues, key, localEndpoint);
@@ -130,10 +132,8 @@ export class MemorySyncStack extends Stack {
       bindVectorStore(fn, this.search, props.namespaceMode ?? 'shared');
       bindCache(fn, this.cache?.url ?? LOCALSTACK_SERVICES.redisUrl);
       bindEmbedder(fn, settings.embedder);
+      bindJwtSecret(fn, jwtSecret);
     }
-    bindJwtSecret(this.api.handler, jwtSecret);
-    bindDb(migrate);
-    migrate.addEnvironment('VECTOR_STORE', this.search ? 'opensearch' : 'pgvector');
 
     // Migrations run on every deploy that changes the migrate bundle (new migrations ship in it).
     new triggers.Trigger(this, 'RunMigrations', {

@@ -46,7 +46,7 @@ describe('localstack profile', () => {
   });
 
   it('points the functions at the compose PostgreSQL and Redis and at LocalStack for SQS, S3 and KMS', () => {
-    for (const fn of appFunctions().filter((f) => !String(f.Properties.Description).includes('migrations'))) {
+    for (const fn of appFunctions().filter((f) => !String(f.Properties.Description).includes('role mapping'))) {
       const env = fn.Properties.Environment.Variables;
       expect(env).toMatchObject({
         DATABASE_URL: LOCALSTACK_SERVICES.databaseUrl,

@@ -18,7 +18,8 @@ const cache = new Map<string, SynthesizedProfile>();
 /**
  * Synthesizes one profile exactly as `cdk synth` composes it, with cdk-nag attached, but with Lambda
  * bundling replaced by inline stubs (context `memorysync:skipBundling`) so it is fast and needs no
- * entry files. Cached per profile and context within a test file.
+ * entry files. Cached per profile and context within a test file. CloudFormation schema validation is
+ * left to `cdk synth`.
  */
 export function synthProfile(profile: ProfileName, extraContext: Record<string, unknown> = {}): SynthesizedProfile {
   const cacheKey = JSON.stringify([profile, extraContext]);
@@ -29,7 +30,16 @@ export function synthProfile(profile: ProfileName, extraContext: Record<string, 
   });
   const stack = buildApp(app);
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
-  app.synth();
+  // aws-cdk-lib's built-in CloudFormation schema validation (a WASM validator) takes ~40 s per stack on a
+  // busy 2-core machine; `cdk synth` (npm run synth) still runs it for every profile.
+  const validation = process.env.CDK_VALIDATION;
+  process.env.CDK_VALIDATION = 'false';
+  try {
+    app.synth();
+  } finally {
+    if (validation === undefined) delete process.env.CDK_VALIDATION;
+    else process.env.CDK_VALIDATION = validation;
+  }
   const template = Template.fromStack(stack);
   const describe = (entries: ReturnType<Annotations['findError']>) =>
     entries.map((e) => `${e.id}: ${String(e.entry.data).split('\n')[0]}`);
