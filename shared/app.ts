@@ -27,6 +27,10 @@ import { TenantKeyService } from './crypto/tenant-keys.ts';
 import { IdentityService } from './services/identity-service.ts';
 import { MemoryService, type OutboxPort } from './services/memory-service.ts';
 import { UsageService } from './services/usage-service.ts';
+import { OidcService } from './services/oidc-service.ts';
+import { OAuthService } from './services/oauth-service.ts';
+import { ScimService } from './services/scim/scim-service.ts';
+import { scimGroupResource, scimUserResource } from './http/schemas/scim.ts';
 import { RateLimiter } from './services/rate-limiter.ts';
 import { AccessTokens } from './services/tokens.ts';
 import { Router } from './http/router.ts';
@@ -63,6 +67,9 @@ export interface App {
   relay: OutboxRelay;
   identity: IdentityService;
   memories: MemoryService;
+  oidc: OidcService;
+  oauth: OAuthService;
+  scim: ScimService;
   usage: UsageService;
   router: Router;
   api: ApiHandler;
@@ -126,18 +133,25 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
     db: db.kysely, vectors, embedder, cache, clock, tenantKeys, usage, outbox,
     embedBudgetMs: config.EMBED_SYNC_BUDGET_MS, lexicalScanLimit: config.LEXICAL_FALLBACK_SCAN_LIMIT, cacheTtlSeconds: config.CACHE_TTL_SECONDS,
   });
+  const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
+  const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
+  const scim = new ScimService({ db: db.kysely, cache, clock, cacheTtlSeconds: config.CACHE_TTL_SECONDS, schemas: { user: scimUserResource, group: scimGroupResource } });
   const limiter = new RateLimiter(cache, clock);
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, oidc, oauth, scim });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,
     corsOrigins: config.CORS_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
     maxBodyBytes: config.MAX_BODY_BYTES, rateLimitsEnabled: config.RATE_LIMITS_ENABLED,
+    bearerResolvers: [
+      { accepts: (t) => oauth.isOAuthToken(t), resolve: (t) => oauth.principalFromToken(t) },
+      { accepts: (t) => t.startsWith('scim_'), resolve: (t) => scim.principalFromToken(t) },
+    ],
   });
 
   let closed = false;
   return {
-    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, usage, router, api,
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, usage, router, api,
     async close() {
       if (closed) return;
       closed = true;

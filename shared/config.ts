@@ -66,6 +66,10 @@ export const configSchema = z.object({
   FREE_PLAN_MONTHLY_QUERIES: int(0),
   LEXICAL_FALLBACK_SCAN_LIMIT: int(500),
   ALLOW_PRIVATE_WEBHOOK_TARGETS: bool.default(false),
+  /** let OIDC discovery, token and JWKS calls reach loopback/private addresses (tests and local dev only) */
+  ALLOW_PRIVATE_OIDC_ISSUERS: bool.default(false),
+  /** lifetime of OAuth access tokens issued by /oauth/token */
+  OAUTH_ACCESS_TOKEN_TTL_SECONDS: int(3600),
   /** create a development tenant, project and key on first start (local only) */
   DEV_BOOTSTRAP: bool.default(true),
   /** worker Lambdas: the task family this function consumes */

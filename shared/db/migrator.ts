@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import * as m0001 from './migrations/0001_core.ts';
+import * as m0004 from './migrations/0004_identity.ts';
 
 /**
  * Migrations are imported statically (not read from disk) so that the esbuild-bundled Lambda
@@ -7,6 +8,7 @@ import * as m0001 from './migrations/0001_core.ts';
  */
 const migrations: Record<string, Migration> = {
   '0001_core': m0001,
+  '0004_identity': m0004,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

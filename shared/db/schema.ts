@@ -166,6 +166,167 @@ export interface JobLeasesTable {
   last_finished_at: NullableTimestamp;
 }
 
+export interface SsoProvidersTable {
+  id: string;
+  tenant_id: string;
+  kind: string;
+  name: string;
+  issuer: string;
+  client_id: string;
+  client_secret_ciphertext: Uint8Array | null;
+  scopes: Generated<string>;
+  redirect_uri: string;
+  default_role: Generated<string>;
+  created_by: number | null;
+  created_at: Timestamp;
+}
+
+export interface IdentityLinksTable {
+  id: Generated<number>;
+  tenant_id: string;
+  provider_id: string;
+  subject: string;
+  user_id: number;
+  created_at: Timestamp;
+}
+
+export interface OauthAppsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  client_id: string;
+  client_type: 'confidential' | 'public';
+  client_secret_hash: string | null;
+  redirect_uris: Json<string[]>;
+  scopes: Json<string[]>;
+  created_by: number | null;
+  created_at: Timestamp;
+}
+
+export interface OauthCodesTable {
+  code_hash: string;
+  tenant_id: string;
+  app_id: string;
+  user_id: number;
+  redirect_uri: string;
+  scopes: Json<string[]>;
+  code_challenge: string;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface ScimTokensTable {
+  id: Generated<number>;
+  tenant_id: string;
+  name: string;
+  token_hash: string;
+  token_prefix: string;
+  created_by: number | null;
+  created_at: Timestamp;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface ScimUsersTable {
+  user_id: number;
+  tenant_id: string;
+  user_name: string;
+  active: Generated<boolean>;
+  attributes: Json<Record<string, unknown>>;
+  version: Generated<number>;
+  updated_at: Timestamp;
+}
+
+export interface GroupsTable {
+  id: string;
+  tenant_id: string;
+  display_name: string;
+  external_id: string | null;
+  version: Generated<number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  user_id: number;
+  tenant_id: string;
+}
+
+export interface WebhooksTable {
+  id: string;
+  tenant_id: string;
+  project_id: string | null;
+  name: string;
+  url: string;
+  description: string | null;
+  events: Json<string[]>;
+  secret_ciphertext: Uint8Array;
+  auth_header_name: string | null;
+  auth_header_value_ciphertext: Uint8Array | null;
+  retry_config: Json<{ max_attempts?: number; backoff_seconds?: number }>;
+  signature_config: Json<{ algorithm: string }>;
+  status: Generated<string>;
+  disabled_reason: string | null;
+  disabled_at: NullableTimestamp;
+  consecutive_failures: Generated<number>;
+  created_by: number | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  webhook_id: string;
+  event_id: string;
+  event: string;
+  body: string;
+  status: Generated<string>;
+  attempts: Generated<number>;
+  cycle_attempts: Generated<number>;
+  next_attempt_at: NullableTimestamp;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: NullableTimestamp;
+  dead_lettered_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebhookDeliveryAttemptsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  delivery_id: string;
+  attempt: number;
+  status_code: number | null;
+  latency_ms: number;
+  success: boolean;
+  error: string | null;
+  created_at: Timestamp;
+}
+
+export interface SiemForwardersTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  type: string;
+  url: string;
+  token_ciphertext: Uint8Array;
+  enabled: Generated<boolean>;
+  cursor: ColumnType<string, string | number | undefined, string | number>;
+  batch_id: string | null;
+  batch_queued_at: NullableTimestamp;
+  last_success_at: NullableTimestamp;
+  last_error: string | null;
+  forwarded_count: ColumnType<string, string | number | undefined, string | number>;
+  dead_letter_count: Generated<number>;
+  created_by: number | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -179,6 +340,14 @@ export interface Database {
   processed_tasks: ProcessedTasksTable;
   usage_counters: UsageCountersTable;
   job_leases: JobLeasesTable;
+  sso_providers: SsoProvidersTable;
+  identity_links: IdentityLinksTable;
+  oauth_apps: OauthAppsTable;
+  oauth_codes: OauthCodesTable;
+  scim_tokens: ScimTokensTable;
+  scim_users: ScimUsersTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
 }
 
 export type MemoryRow = Selectable<MemoriesTable>;

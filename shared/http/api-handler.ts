@@ -15,7 +15,7 @@ import { projectResolver } from './middleware/project.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
 import { requestId } from './middleware/request-id.ts';
 import { securityHeaders } from './middleware/security-headers.ts';
-import { tenantResolver } from './middleware/tenant.ts';
+import { tenantResolver, type BearerResolver } from './middleware/tenant.ts';
 import type { Router } from './router.ts';
 import type { ApiHandler, ApiRequest } from './types.ts';
 
@@ -28,6 +28,8 @@ export interface ApiHandlerDeps {
   corsOrigins: string[];
   maxBodyBytes: number;
   rateLimitsEnabled: boolean;
+  /** OAuth access tokens, SCIM provisioning tokens */
+  bearerResolvers?: readonly BearerResolver[];
 }
 
 const REQUEST = Symbol.for('memorysync.request');
@@ -43,7 +45,7 @@ export function createApiHandler(deps: ApiHandlerDeps): ApiHandler {
     .use(requestId())
     .use(accessLog({ logger: deps.logger }))
     .use(csrf())
-    .use(tenantResolver({ router: deps.router, identity: deps.identity }))
+    .use(tenantResolver({ router: deps.router, identity: deps.identity, bearerResolvers: deps.bearerResolvers }))
     .use(rateLimit({ limiter: deps.limiter, enabled: deps.rateLimitsEnabled }))
     .use(projectResolver({ router: deps.router, identity: deps.identity, maxBodyBytes: deps.maxBodyBytes }))
     .use(audit({ db: deps.db, logger: deps.logger }))

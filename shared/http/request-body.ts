@@ -11,8 +11,9 @@ function depthOf(value: unknown, depth = 0): number {
 }
 
 /**
- * The request's JSON body, parsed once and memoised on the request state. Oversized bodies are 413,
- * non-JSON content types 415, malformed JSON 400, absurdly nested JSON 422. An empty body is `undefined`.
+ * The request's JSON body (form-encoded on routes declaring `bodyFormat: 'form'`), parsed once and
+ * memoised on the request state. Oversized bodies are 413, other content types 415, malformed JSON
+ * 400, absurdly nested JSON 422. An empty body is `undefined`.
  */
 export function bodyOf(request: ApiRequest, maxBytes: number): unknown {
   const state = stateOf(request);
@@ -28,6 +29,16 @@ export function bodyOf(request: ApiRequest, maxBytes: number): unknown {
     return undefined;
   }
   const contentType = header(event, 'content-type');
+  if (state.route?.definition.bodyFormat === 'form') {
+    // OAuth's token endpoint speaks application/x-www-form-urlencoded (RFC 6749 §4.1.3); repeated keys keep the first value.
+    if (!contentType || !/^application\/x-www-form-urlencoded\b/i.test(contentType)) {
+      throw new AppError('UNSUPPORTED_MEDIA_TYPE', 415, 'Content-Type must be application/x-www-form-urlencoded');
+    }
+    const form: Record<string, string> = {};
+    for (const [k, v] of new URLSearchParams(raw)) form[k] ??= v;
+    state.body = form;
+    return form;
+  }
   if (contentType && !/^application\/([\w.+-]*\+)?json\b/i.test(contentType) && !/^text\/plain\b/i.test(contentType)) {
     throw new AppError('UNSUPPORTED_MEDIA_TYPE', 415, 'Content-Type must be application/json');
   }

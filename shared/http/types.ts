@@ -6,7 +6,7 @@ import type { EndUserScope, Principal, Scope } from '../services/scope.ts';
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** Who may call a route. */
-export type RouteAuth = 'public' | 'any' | 'session' | 'platform-admin';
+export type RouteAuth = 'public' | 'any' | 'session' | 'platform-admin' | 'scim';
 
 export interface RouteContext<B = any, Q = any, P = any> {
   body: B;
@@ -47,6 +47,8 @@ export interface RouteDefinition<B extends z.ZodType = z.ZodType, Q extends z.Zo
   /** resolve the memory owner (X-End-User-ID for keys, the account for sessions) */
   endUser?: boolean | 'v1';
   body?: B;
+  /** how the body is encoded: JSON (default), form-urlencoded (OAuth token endpoint), or no body at all */
+  bodyFormat?: 'json' | 'form' | 'none';
   query?: Q;
   params?: P;
   /** response schemas by status, for the OpenAPI document */

@@ -133,6 +133,15 @@ export class IdentityService {
     await this.deps.cache.del(principalKey('session', sessionId));
   }
 
+  /**
+   * Opens a session for an account whose identity another authority has verified (OIDC login): the
+   * same AuthResult as `login`, audited by the caller inside its own transaction.
+   */
+  async openVerifiedSession(trx: Kysely<Database>, userId: number, tenantId: string, sessionType = 'web'): Promise<AuthResult> {
+    const user = await trx.selectFrom('users').selectAll().where('id', '=', userId).where('tenant_id', '=', tenantId).where('kind', '=', 'account').executeTakeFirstOrThrow();
+    return this.issueSession(trx, user, sessionType);
+  }
+
   private async issueSession(
     trx: Kysely<Database>,
     user: { id: number; public_id: string; tenant_id: string; email: string | null; full_name: string | null; role: string },

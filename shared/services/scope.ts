@@ -2,7 +2,7 @@
 export type Role = 'owner' | 'admin' | 'member' | 'viewer';
 
 export interface Principal {
-  kind: 'api_key' | 'session' | 'oauth';
+  kind: 'api_key' | 'session' | 'oauth' | 'scim';
   tenantId: string;
   /** users.id of the signed-in account (sessions) or the key's creator */
   accountId: number | null;

@@ -2,6 +2,7 @@ import type { MiddlewareObj } from '@middy/core';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { ZodError } from 'zod';
 import { AppError, DatabaseUnavailableError } from '../../errors.ts';
+import { renderProtocolError } from '../protocol-errors.ts';
 import { stateOf, type ApiRequest } from '../types.ts';
 
 /** Driver errors that mean "the database is unreachable", rendered as a clean 503. */
@@ -69,6 +70,6 @@ export const errorHandler = (opts: { logger: Logger }): MiddlewareObj => ({
     if (appError.status >= 500 && appError.code === 'INTERNAL_ERROR') {
       opts.logger.error('unhandled error', { requestId: stateOf(req).requestId, error: req.error });
     }
-    req.response = renderError(appError, stateOf(req).requestId);
+    req.response = renderProtocolError(req.event.path ?? '', appError, stateOf(req).requestId) ?? renderError(appError, stateOf(req).requestId);
   },
 });

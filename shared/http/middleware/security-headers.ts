@@ -16,7 +16,10 @@ export const securityHeaders = (): MiddlewareObj => {
   };
   return {
     after: async (request) => {
+      // A route serving HTML (the /docs page) may set its own CSP; the helmet default (`default-src 'none'; sandbox`) would blank it.
+      const own = request.response?.headers?.['Content-Security-Policy'];
       await inner.after(request);
+      if (own) request.response.headers['Content-Security-Policy'] = own;
       noStore(request as ApiRequest);
     },
     onError: async (request) => {

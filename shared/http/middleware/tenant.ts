@@ -16,7 +16,16 @@ const TENANT_ID_FORMAT = /^[A-Za-z0-9_-]{1,64}$/;
  * (or a Bearer value that is an `ms_` key — clients send both), a Bearer JWT, or the session cookie.
  * The tenant is the principal's; `X-Tenant-ID`, when sent, must name the same tenant.
  */
-export const tenantResolver = (opts: { router: Router; identity: IdentityService }): MiddlewareObj => ({
+/**
+ * A bearer credential other than a session JWT or an `ms_` key — an OAuth access token, a SCIM
+ * provisioning token — recognised by its shape and resolved by the service that issued it.
+ */
+export interface BearerResolver {
+  accepts(token: string): boolean;
+  resolve(token: string): Promise<Principal>;
+}
+
+export const tenantResolver = (opts: { router: Router; identity: IdentityService; bearerResolvers?: readonly BearerResolver[] }): MiddlewareObj => ({
   before: async (request) => {
     const req = request as ApiRequest;
     const route = routeOf(req, opts.router);
@@ -24,7 +33,7 @@ export const tenantResolver = (opts: { router: Router; identity: IdentityService
     state.principal = null;
     if (!route) return; // the dispatcher answers 404/405
 
-    const principal = await authenticate(req, opts.identity);
+    const principal = await authenticate(req, opts.identity, opts.bearerResolvers);
     const tenantHeader = header(req.event, 'x-tenant-id')?.trim();
     if (tenantHeader && !TENANT_ID_FORMAT.test(tenantHeader)) {
       throw badRequest('INVALID_TENANT_ID_FORMAT', 'X-Tenant-ID may contain only letters, digits, hyphens and underscores');
@@ -40,7 +49,9 @@ export const tenantResolver = (opts: { router: Router; identity: IdentityService
     }
     if (auth === 'session' && principal.kind !== 'session') throw forbidden('This route needs a signed-in user session', 'SESSION_REQUIRED');
     if (auth === 'platform-admin' && !principal.platformAdmin) throw forbidden('Platform administrator role required', 'FORBIDDEN');
-    if (principal.kind === 'api_key' && scopes?.length) {
+    // SCIM provisioning tokens open /scim/v2 and nothing else; nothing else opens /scim/v2.
+    if ((auth === 'scim') !== (principal.kind === 'scim')) throw forbidden(auth === 'scim' ? 'A SCIM provisioning token is required' : 'SCIM tokens are valid only under /scim/v2', 'FORBIDDEN');
+    if ((principal.kind === 'api_key' || principal.kind === 'oauth') && scopes?.length) {
       const missing = scopes.filter((s) => !principal.scopes.includes(s));
       if (missing.length) throw new AppError('INSUFFICIENT_SCOPE', 403, `Insufficient scope. Missing: ${missing.join(', ')}`);
     }
@@ -51,18 +62,21 @@ export const tenantResolver = (opts: { router: Router; identity: IdentityService
   },
 });
 
-export async function authenticate(req: ApiRequest, identity: IdentityService): Promise<Principal | undefined> {
+export async function authenticate(req: ApiRequest, identity: IdentityService, bearerResolvers: readonly BearerResolver[] = []): Promise<Principal | undefined> {
   const state = stateOf(req);
   const apiKey = header(req.event, 'x-api-key')?.trim();
   const authorization = header(req.event, 'authorization')?.trim();
   const bearer = authorization && /^bearer\s+/i.test(authorization) ? authorization.replace(/^bearer\s+/i, '').trim() : undefined;
-  if (authorization && !bearer) throw unauthorized('Unsupported Authorization scheme; use Bearer', 'UNAUTHORIZED');
+  // Basic is read only by the OAuth token endpoint (client authentication, RFC 6749 §2.3.1).
+  if (authorization && !bearer && !/^basic\s+/i.test(authorization)) throw unauthorized('Unsupported Authorization scheme; use Bearer', 'UNAUTHORIZED');
   if (apiKey) {
     // A bearer value that is the same key, or not a JWT, is ignored when X-API-Key is present.
     return identity.principalFromApiKey(apiKey);
   }
   if (bearer) {
     if (bearer.startsWith('ms_')) return identity.principalFromApiKey(bearer);
+    const resolver = bearerResolvers.find((r) => r.accepts(bearer));
+    if (resolver) return resolver.resolve(bearer);
     if (!looksLikeJwt(bearer)) throw unauthorized('Invalid token', 'INVALID_TOKEN');
     const { principal, sessionId } = await identity.principalFromAccessToken(bearer);
     state.sessionId = sessionId;

@@ -6,7 +6,14 @@ import type { VectorStore } from '../../ports/vector-store.ts';
 import type { IdentityService } from '../../services/identity-service.ts';
 import type { MemoryService } from '../../services/memory-service.ts';
 import type { UsageService } from '../../services/usage-service.ts';
+import type { OidcService } from '../../services/oidc-service.ts';
+import type { OAuthService } from '../../services/oauth-service.ts';
+import type { ScimService } from '../../services/scim/scim-service.ts';
 import type { RouteDefinition } from '../types.ts';
+import { ssoRoutes } from './sso-routes.ts';
+import { oauthRoutes } from './oauth-routes.ts';
+import { scimRoutes } from './scim-routes.ts';
+import { mcpRoutes } from './mcp-routes.ts';
 import { healthRoutes } from './health-routes.ts';
 import { identityRoutes } from './identity-routes.ts';
 import { memoryRoutes } from './memory-routes.ts';
@@ -20,6 +27,9 @@ export interface RouteDeps {
   cache: Cache;
   identity: IdentityService;
   memories: MemoryService;
+  oidc: OidcService;
+  oauth: OAuthService;
+  scim: ScimService;
   usage: UsageService;
 }
 
@@ -29,6 +39,7 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...healthRoutes(deps),
     ...identityRoutes(deps.identity, deps.usage),
     ...memoryRoutes(deps.memories),
+    ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
   ];
   return [...routes, ...openApiRoutes(() => routes)];
 }
