@@ -42,8 +42,9 @@ export class Router {
       .sort((a, b) => b.specificity - a.specificity);
     const seen = new Set<string>();
     for (const r of routes) {
-      const key = `${r.method} ${r.path}`;
-      if (seen.has(key)) throw new Error(`duplicate route ${key}`);
+      // Templates that differ only in parameter names or a trailing slash match the same paths: one would shadow the other.
+      const key = `${r.method} ${r.path.split('/').filter(Boolean).map((s) => (/^\{\w+\}$/.test(s) ? '{}' : s)).join('/')}`;
+      if (seen.has(key)) throw new Error(`duplicate route ${r.method} ${r.path}`);
       seen.add(key);
     }
   }

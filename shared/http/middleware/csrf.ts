@@ -11,7 +11,15 @@ export function readCookies(cookieHeader: string | undefined): Record<string, st
   const out: Record<string, string> = {};
   for (const part of (cookieHeader ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0) continue;
+    const name = part.slice(0, i).trim();
+    const raw = part.slice(i + 1).trim();
+    try {
+      out[name] = decodeURIComponent(raw);
+    } catch {
+      // Any cookie on the domain (analytics, another app) may hold a bare `%`: keep it as sent instead of failing the request.
+      out[name] = raw;
+    }
   }
   return out;
 }
