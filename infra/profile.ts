@@ -42,6 +42,12 @@ export interface ProfileSettings {
   /** ceiling on concurrent worker invocations per queue (SQS event source maximum concurrency) */
   workerMaxConcurrency: number;
   embedder: 'bedrock' | 'local';
+  /**
+   * Job frequencies that differ from {@link SCHEDULED_JOBS}. Lean slows the one-minute sweeps: every run
+   * opens a database connection, and Aurora only pauses after 5 idle minutes (the after-commit relay is
+   * the normal path; the sweeps only catch failures).
+   */
+  jobFrequencies?: Readonly<Record<string, Duration>>;
 }
 
 const standard: ProfileSettings = {
@@ -82,6 +88,11 @@ const lean: ProfileSettings = {
   // without a proxy, Lambda concurrency is what bounds database connections
   apiReservedConcurrency: 40,
   workerMaxConcurrency: 5,
+  jobFrequencies: {
+    'outbox-sweep': Duration.minutes(15),
+    'webhook-retry-sweep': Duration.minutes(15),
+    'integration-poll': Duration.hours(1),
+  },
 };
 
 const localstack: ProfileSettings = {
@@ -92,6 +103,7 @@ const localstack: ProfileSettings = {
   apiReservedConcurrency: undefined,
   scheduler: 'rules',
   embedder: 'local',
+  jobFrequencies: undefined,
 };
 
 const table: Record<ProfileName, ProfileSettings> = { standard, lean, localstack };
@@ -116,7 +128,7 @@ export const WORKER_TIMEOUT: Record<string, Duration> = {
   retention: Duration.seconds(300),
 };
 
-/** The schedule handler's jobs and how often each runs. */
+/** The schedule handler's jobs and how often each runs by default. */
 export const SCHEDULED_JOBS: ReadonlyArray<{ job: string; every: Duration }> = [
   { job: 'retention', every: Duration.hours(1) },
   { job: 'intelligence', every: Duration.days(1) },
@@ -126,3 +138,8 @@ export const SCHEDULED_JOBS: ReadonlyArray<{ job: string; every: Duration }> = [
   { job: 'backup', every: Duration.days(1) },
   { job: 'usage-rollup', every: Duration.hours(1) },
 ];
+
+/** The jobs with a profile's own frequencies applied. */
+export function scheduledJobs(settings: ProfileSettings): ReadonlyArray<{ job: string; every: Duration }> {
+  return SCHEDULED_JOBS.map(({ job, every }) => ({ job, every: settings.jobFrequencies?.[job] ?? every }));
+}

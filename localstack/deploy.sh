@@ -52,7 +52,7 @@ context=(-c profile=localstack)
 log "bootstrapping aws://${CDK_DEFAULT_ACCOUNT}/${AWS_REGION}"
 npx cdk bootstrap "aws://${CDK_DEFAULT_ACCOUNT}/${AWS_REGION}" "${context[@]}"
 
-outputs="${here}/.outputs.json"
+outputs="${root}/cdk.out/localstack-outputs.json"
 log "deploying"
 npx cdk deploy --all "${context[@]}" --require-approval never --outputs-file "${outputs}"
 

@@ -51,7 +51,7 @@ export class Data extends Construct {
         : [],
       serverlessV2MinCapacity: props.minAcu,
       serverlessV2MaxCapacity: props.maxAcu,
-      serverlessV2AutoPauseDuration: props.minAcu === 0 ? Duration.minutes(10) : undefined,
+      serverlessV2AutoPauseDuration: props.minAcu === 0 ? Duration.minutes(5) : undefined,
       storageEncrypted: true,
       storageEncryptionKey: props.key,
       iamAuthentication: true,

@@ -26,7 +26,7 @@ import { Schedules } from '../constructs/schedules.ts';
 import { Search } from '../constructs/search.ts';
 import { StorageAndKeys } from '../constructs/storage.ts';
 import { Workers } from '../constructs/workers.ts';
-import { SCHEDULED_JOBS, WORKER_TIMEOUT, type ProfileSettings } from '../profile.ts';
+import { scheduledJobs, WORKER_TIMEOUT, type ProfileSettings } from '../profile.ts';
 import { applyNagSuppressions } from './nag-suppressions.ts';
 
 /** How functions reach the compose containers in the LocalStack profile (same docker network). */
@@ -109,7 +109,7 @@ export class MemorySyncStack extends Stack {
       queues: this.queues,
       maxConcurrency: settings.workerMaxConcurrency,
     });
-    const schedules = new Schedules(this, 'Schedules', { placement, jobs: SCHEDULED_JOBS, driver: settings.scheduler });
+    const schedules = new Schedules(this, 'Schedules', { placement, jobs: scheduledJobs(settings), driver: settings.scheduler });
     const migrate = new MemorySyncFunction(this, 'Migrate', {
       ...placement,
       entry: LAMBDA_ENTRIES.migrate,

@@ -20,7 +20,7 @@ describe('lean profile', () => {
 
   it('lets Aurora Serverless v2 scale to 0 ACU and pause when idle', () => {
     const [cluster] = ofType('AWS::RDS::DBCluster');
-    expect(cluster.Properties.ServerlessV2ScalingConfiguration).toMatchObject({ MinCapacity: 0, SecondsUntilAutoPause: 600 });
+    expect(cluster.Properties.ServerlessV2ScalingConfiguration).toMatchObject({ MinCapacity: 0, SecondsUntilAutoPause: 300 });
     expect(ofType('AWS::RDS::DBInstance')).toHaveLength(1);
   });
 
@@ -42,6 +42,17 @@ describe('lean profile', () => {
     expect(ofType('AWS::EC2::NatGateway')).toHaveLength(1);
     const [redis] = ofType('AWS::ElastiCache::ReplicationGroup');
     expect(redis.Properties).toMatchObject({ NumCacheClusters: 1, TransitEncryptionEnabled: true, AtRestEncryptionEnabled: true });
+  });
+
+  it('runs the database sweeps every 15 minutes, not every minute, so an idle cluster can pause', () => {
+    const rates = Object.fromEntries(
+      ofType('AWS::Scheduler::Schedule').map((s) => [JSON.parse(s.Properties.Target.Input).job, s.Properties.ScheduleExpression]),
+    );
+    expect(rates['outbox-sweep']).toBe('rate(15 minutes)');
+    expect(rates['webhook-retry-sweep']).toBe('rate(15 minutes)');
+    expect(rates['integration-poll']).toBe('rate(1 hour)');
+    expect(rates.retention).toBe('rate(1 hour)');
+    expect(Object.values(rates).some((r) => r === 'rate(1 minute)')).toBe(false);
   });
 
   it('has no OpenSearch alarm but keeps the other paging alarms', () => {
