@@ -27,12 +27,8 @@ export function toProxyEvent(req: IncomingMessage, body: Buffer): APIGatewayProx
   const text = body.toString('utf8');
   const binary = body.length > 0 && !Buffer.from(text, 'utf8').equals(body);
   const sourceIp = req.socket.remoteAddress ?? '127.0.0.1';
-  let path = url.pathname;
-  try {
-    path = decodeURI(url.pathname);
-  } catch {
-    // keep the raw path: the router answers 404 for it
-  }
+  // API Gateway hands the path over still percent-encoded; the router decodes each parameter once.
+  const path = url.pathname;
   return {
     resource: '/{proxy+}',
     path,

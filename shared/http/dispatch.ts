@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { AppError } from '../errors.ts';
 import { routeInput } from './route-input.ts';
 import type { Router } from './router.ts';
 import { header, stateOf, type ApiRequest, type RouteContext } from './types.ts';
@@ -7,10 +8,25 @@ import { header, stateOf, type ApiRequest, type RouteContext } from './types.ts'
  * The innermost handler: validates body, query and path with the route's zod schemas, calls the
  * route, and serialises its result. A 204 has no body.
  */
+/**
+ * CORS preflight: answered here rather than early in the CORS middleware, so that it passes through the
+ * whole chain and carries X-Request-ID and the security headers like every other response.
+ */
+function preflight(router: Router, path: string): APIGatewayProxyResult {
+  try {
+    router.match('OPTIONS', path);
+  } catch (err) {
+    if (err instanceof AppError && err.status === 405) return { statusCode: 204, headers: { Allow: err.headers?.Allow ?? '' }, body: '' };
+    throw err;
+  }
+  return { statusCode: 204, headers: {}, body: '' };
+}
+
 export function createDispatcher(router: Router, maxBodyBytes: number) {
   return async (request: ApiRequest): Promise<APIGatewayProxyResult> => {
     const event: APIGatewayProxyEvent = request.event;
     const state = stateOf(request);
+    if (event.httpMethod === 'OPTIONS') return preflight(router, event.path);
     const matched = state.route ?? router.match(event.httpMethod, event.path);
     const { definition } = matched;
     const input = routeInput(request, matched, maxBodyBytes);

@@ -1,18 +1,34 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyHeaders, startTestServer, type TestServer } from '../support/server.ts';
+import { freshSchema } from '../support/pg-schema.ts';
 
-describe('memory API over HTTP', () => {
+/** The same suite on the embedded default and on the machine's PostgreSQL + Redis. */
+const targets: Array<[string, () => Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }>]> = [
+  ['embedded PGlite + pgvector, in-process cache', async () => ({ env: {}, cleanup: async () => {} })],
+  ['PostgreSQL server + Redis', async () => {
+    const schema = await freshSchema('e2e');
+    return { env: { DATABASE_URL: schema.url, REDIS_URL: 'redis://127.0.0.1:6379' }, cleanup: schema.drop };
+  }],
+];
+
+describe.each(targets)('memory API over HTTP (%s)', (_name, target) => {
   let server: TestServer;
   let key: string;
   let tenantId: string;
+  let cleanup: () => Promise<void>;
   const user = 'alice';
   const h = () => keyHeaders(key, user);
 
   beforeAll(async () => {
-    server = await startTestServer();
+    const t = await target();
+    cleanup = t.cleanup;
+    server = await startTestServer(t.env);
     ({ apiKey: key, tenantId } = await server.newTenant());
   });
-  afterAll(() => server.stop());
+  afterAll(async () => {
+    await server.stop();
+    await cleanup();
+  });
 
   it('answers /health without credentials', async () => {
     const res = await server.call('GET', '/health');
@@ -205,5 +221,29 @@ describe('memory API over HTTP', () => {
       expect(list.body.memories.map((m: any) => m.raw_text)).toContain('Shared view between both planes.');
       expect(list.body.total).toBe(list.body.memories.length);
     });
+  });
+});
+
+describe('CORS preflight through the whole chain', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  it('answers OPTIONS on a known route with 204, the CORS allow headers, X-Request-ID and security headers, without credentials', async () => {
+    const res = await fetch(`${server.url}/memory/add`, { method: 'OPTIONS', headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'POST' } });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-headers')).toContain('X-API-Key');
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(await res.text()).toBe('');
+  });
+
+  it('answers OPTIONS on an unknown path with the 404 envelope', async () => {
+    const res = await fetch(`${server.url}/nope`, { method: 'OPTIONS' });
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.code).toBe('NOT_FOUND');
   });
 });

@@ -1,7 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import httpCors from '@middy/http-cors';
 
-/** CORS via @middy/http-cors; preflight requests are answered here, before authentication. */
+/** CORS via @middy/http-cors. Preflights go through the whole chain and are answered by the dispatcher (204). */
 export const cors = (opts: { origins: string[] }): MiddlewareObj =>
   httpCors({
     origins: opts.origins,
@@ -10,5 +10,5 @@ export const cors = (opts: { origins: string[] }): MiddlewareObj =>
     methods: 'GET,POST,PUT,PATCH,DELETE,OPTIONS',
     exposeHeaders: 'X-Request-ID,X-RateLimit-Limit,X-RateLimit-Remaining,X-RateLimit-Reset,Retry-After',
     maxAge: 600,
-    disableBeforePreflightResponse: false,
+    disableBeforePreflightResponse: true,
   }) as MiddlewareObj;
