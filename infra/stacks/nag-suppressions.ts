@@ -2,6 +2,7 @@ import type { Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as opensearch from 'aws-cdk-lib/aws-opensearchservice';
+import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { NagSuppressions, type NagPackSuppression } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -71,6 +72,16 @@ export function applyNagSuppressions(stack: Stack): void {
           id: 'AwsSolutions-IAM4',
           reason: 'AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy for the account-level API Gateway logging role.',
           appliesTo: [managedPolicy('AmazonAPIGatewayPushToCloudWatchLogs')],
+        },
+      ]);
+    }
+    if (c instanceof rds.CfnDBCluster && c.deletionProtection !== true) {
+      suppress(c, [
+        {
+          id: 'AwsSolutions-RDS10',
+          reason:
+            'Deletion protection is on by default; it is off only when the operator asks for it with ' +
+            '-c memorysync:deletionProtection=false (throw-away stacks, or the step before cdk destroy).',
         },
       ]);
     }

@@ -18,6 +18,16 @@ describe('lean profile', () => {
     expect(synth.nagWarnings).toEqual([]);
   });
 
+  it('lets an operator drop deletion protection for teardown, still passing cdk-nag', () => {
+    const throwaway = synthProfile('lean', { 'memorysync:deletionProtection': 'false' });
+    expect(throwaway.nagErrors).toEqual([]);
+    const [cluster] = Object.values<any>(throwaway.template.toJSON().Resources).filter((r) => r.Type === 'AWS::RDS::DBCluster');
+    expect(cluster.Properties.DeletionProtection).toBe(false);
+    for (const bucket of Object.values<any>(throwaway.template.toJSON().Resources).filter((r) => r.Type === 'AWS::S3::Bucket')) {
+      expect(bucket.DeletionPolicy).toBe('Delete');
+    }
+  });
+
   it('lets Aurora Serverless v2 scale to 0 ACU and pause when idle', () => {
     const [cluster] = ofType('AWS::RDS::DBCluster');
     expect(cluster.Properties.ServerlessV2ScalingConfiguration).toMatchObject({ MinCapacity: 0, SecondsUntilAutoPause: 300 });
