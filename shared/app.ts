@@ -27,6 +27,9 @@ import { TenantKeyService } from './crypto/tenant-keys.ts';
 import { IdentityService } from './services/identity-service.ts';
 import { MemoryService, type OutboxPort } from './services/memory-service.ts';
 import { UsageService } from './services/usage-service.ts';
+import { OrgService } from './services/org-service.ts';
+import { BillingService, usageThresholdListener } from './services/billing-service.ts';
+import { AdminService } from './services/admin-service.ts';
 import { OidcService } from './services/oidc-service.ts';
 import { OAuthService } from './services/oauth-service.ts';
 import { ScimService } from './services/scim/scim-service.ts';
@@ -71,6 +74,9 @@ export interface App {
   oauth: OAuthService;
   scim: ScimService;
   usage: UsageService;
+  org: OrgService;
+  billing: BillingService;
+  admin: AdminService;
   router: Router;
   api: ApiHandler;
   close(): Promise<void>;
@@ -124,10 +130,16 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   const identity = new IdentityService({
     db: db.kysely, cache, clock, tokens, tenantKeys, refreshSecret: `${jwtSecret}:refresh`,
     refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS, cacheTtlSeconds: config.CACHE_TTL_SECONDS,
+    platformAdminEmails: config.PLATFORM_ADMIN_EMAILS.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean),
   });
+  const plans = {
+    free: { adds: config.FREE_PLAN_MONTHLY_ADDS, queries: config.FREE_PLAN_MONTHLY_QUERIES },
+    pro: { adds: config.PRO_PLAN_MONTHLY_ADDS, queries: config.PRO_PLAN_MONTHLY_QUERIES },
+    enterprise: { adds: config.ENTERPRISE_PLAN_MONTHLY_ADDS, queries: config.ENTERPRISE_PLAN_MONTHLY_QUERIES },
+  };
   const usage = new UsageService({
     db: db.kysely, cache, clock, defaultQuotaMode: config.QUOTA_MODE,
-    plans: { free: { adds: config.FREE_PLAN_MONTHLY_ADDS, queries: config.FREE_PLAN_MONTHLY_QUERIES } },
+    plans, onRecorded: usageThresholdListener({ outbox, clock }),
   });
   const memories = new MemoryService({
     db: db.kysely, vectors, embedder, cache, clock, tenantKeys, usage, outbox,
@@ -136,8 +148,11 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
   const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
   const scim = new ScimService({ db: db.kysely, cache, clock, cacheTtlSeconds: config.CACHE_TTL_SECONDS, schemas: { user: scimUserResource, group: scimGroupResource } });
+  const org = new OrgService({ db: db.kysely, cache, clock, outbox, vectors });
+  const billing = new BillingService({ db: db.kysely, clock, usage, plans });
+  const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys });
   const limiter = new RateLimiter(cache, clock);
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, oidc, oauth, scim });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, oidc, oauth, scim });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,
@@ -151,7 +166,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 
   let closed = false;
   return {
-    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, usage, router, api,
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, usage, org, billing, admin, router, api,
     async close() {
       if (closed) return;
       closed = true;

@@ -64,6 +64,12 @@ export const configSchema = z.object({
   /** monthly adds / queries for the free plan; 0 = unlimited */
   FREE_PLAN_MONTHLY_ADDS: int(0),
   FREE_PLAN_MONTHLY_QUERIES: int(0),
+  PRO_PLAN_MONTHLY_ADDS: int(0),
+  PRO_PLAN_MONTHLY_QUERIES: int(0),
+  ENTERPRISE_PLAN_MONTHLY_ADDS: int(0),
+  ENTERPRISE_PLAN_MONTHLY_QUERIES: int(0),
+  /** comma-separated emails of platform operators (the /admin/* routes) */
+  PLATFORM_ADMIN_EMAILS: z.string().default(''),
   LEXICAL_FALLBACK_SCAN_LIMIT: int(500),
   ALLOW_PRIVATE_WEBHOOK_TARGETS: bool.default(false),
   /** let OIDC discovery, token and JWKS calls reach loopback/private addresses (tests and local dev only) */

@@ -1,5 +1,6 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import * as m0001 from './migrations/0001_core.ts';
+import * as m0003 from './migrations/0003_org.ts';
 import * as m0004 from './migrations/0004_identity.ts';
 
 /**
@@ -8,6 +9,7 @@ import * as m0004 from './migrations/0004_identity.ts';
  */
 const migrations: Record<string, Migration> = {
   '0001_core': m0001,
+  '0003_org': m0003,
   '0004_identity': m0004,
 };
 

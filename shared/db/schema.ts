@@ -12,6 +12,7 @@ export interface TenantsTable {
   quota_mode: Generated<string>;
   data_key_wrapped: Uint8Array | null;
   created_at: Timestamp;
+  suspended_at: NullableTimestamp;
 }
 
 export interface UsersTable {
@@ -327,6 +328,28 @@ export interface SiemForwardersTable {
   updated_at: Timestamp;
 }
 
+export interface InvitationsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  email: string;
+  role: string;
+  token_hash: string;
+  invited_by: number | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  accepted_at: NullableTimestamp;
+  accepted_user_id: number | null;
+  revoked_at: NullableTimestamp;
+}
+
+export interface UsageThresholdNoticesTable {
+  tenant_id: string;
+  period: string;
+  kind: string;
+  threshold: number;
+  created_at: Timestamp;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -340,6 +363,8 @@ export interface Database {
   processed_tasks: ProcessedTasksTable;
   usage_counters: UsageCountersTable;
   job_leases: JobLeasesTable;
+  invitations: InvitationsTable;
+  usage_threshold_notices: UsageThresholdNoticesTable;
   sso_providers: SsoProvidersTable;
   identity_links: IdentityLinksTable;
   oauth_apps: OauthAppsTable;

@@ -18,7 +18,20 @@ export interface UsageDeps {
   /** limits per plan name; unknown plans are unlimited */
   plans: Record<string, PlanLimits>;
   defaultQuotaMode: 'silent' | 'strict';
+  /** told, inside the recording transaction, of every count against a limited plan (threshold notices) */
+  onRecorded?: UsageListener;
 }
+
+export interface UsageRecord {
+  tenantId: string;
+  period: string;
+  kind: UsageKind;
+  /** the counter after this record */
+  used: number;
+  limit: number;
+}
+
+export type UsageListener = (trx: Kysely<Database>, record: UsageRecord) => Promise<void>;
 
 export const periodOf = (d: Date): string => d.toISOString().slice(0, 7);
 
@@ -45,11 +58,15 @@ export class UsageService {
   /** Counts one unit; call inside the business transaction so skipped or failed calls never count. */
   async record(trx: Kysely<Database>, tenantId: string, kind: UsageKind, n = 1): Promise<void> {
     const period = periodOf(this.deps.clock.now());
-    await trx
+    const row = await trx
       .insertInto('usage_counters')
       .values({ tenant_id: tenantId, period, adds: kind === 'adds' ? n : 0, queries: kind === 'queries' ? n : 0 })
       .onConflict((oc) => oc.columns(['tenant_id', 'period']).doUpdateSet({ [kind]: sql`usage_counters.${sql.ref(kind)} + ${n}` }))
-      .execute();
+      .returning([kind])
+      .executeTakeFirstOrThrow();
+    if (!this.deps.onRecorded) return;
+    const limit = this.deps.plans[(await this.tenantPlan(tenantId, trx)).plan]?.[kind] ?? 0;
+    if (limit) await this.deps.onRecorded(trx, { tenantId, period, kind, used: Number(row[kind]), limit });
   }
 
   async used(tenantId: string, kind: UsageKind): Promise<number> {
@@ -75,11 +92,17 @@ export class UsageService {
     };
   }
 
-  private async tenantPlan(tenantId: string): Promise<{ plan: string; quota_mode: string }> {
+  /** Drops the cached plan so a plan or quota-mode change applies to the next request. */
+  async forgetPlan(tenantId: string): Promise<void> {
+    await this.deps.cache.del(`tenant-plan:${tenantId}`);
+  }
+
+  /** `db` is the caller's transaction when there is one (PGlite has a single connection). */
+  private async tenantPlan(tenantId: string, db: Kysely<Database> = this.deps.db): Promise<{ plan: string; quota_mode: string }> {
     const key = `tenant-plan:${tenantId}`;
     const cached = await this.deps.cache.get<{ plan: string; quota_mode: string }>(key);
     if (cached) return cached;
-    const row = await this.deps.db.selectFrom('tenants').select(['plan', 'quota_mode']).where('id', '=', tenantId).executeTakeFirst();
+    const row = await db.selectFrom('tenants').select(['plan', 'quota_mode']).where('id', '=', tenantId).executeTakeFirst();
     const value = row ?? { plan: 'free', quota_mode: this.deps.defaultQuotaMode };
     await this.deps.cache.set(key, value, 60);
     return value;

@@ -6,6 +6,9 @@ import type { VectorStore } from '../../ports/vector-store.ts';
 import type { IdentityService } from '../../services/identity-service.ts';
 import type { MemoryService } from '../../services/memory-service.ts';
 import type { UsageService } from '../../services/usage-service.ts';
+import type { OrgService } from '../../services/org-service.ts';
+import type { BillingService } from '../../services/billing-service.ts';
+import type { AdminService } from '../../services/admin-service.ts';
 import type { OidcService } from '../../services/oidc-service.ts';
 import type { OAuthService } from '../../services/oauth-service.ts';
 import type { ScimService } from '../../services/scim/scim-service.ts';
@@ -18,6 +21,8 @@ import { healthRoutes } from './health-routes.ts';
 import { identityRoutes } from './identity-routes.ts';
 import { memoryRoutes } from './memory-routes.ts';
 import { openApiRoutes } from './openapi-routes.ts';
+import { orgRoutes } from './org-routes.ts';
+import { adminRoutes } from './admin-routes.ts';
 
 export interface RouteDeps {
   config: Config;
@@ -31,6 +36,9 @@ export interface RouteDeps {
   oauth: OAuthService;
   scim: ScimService;
   usage: UsageService;
+  org: OrgService;
+  billing: BillingService;
+  admin: AdminService;
 }
 
 /** The route table of the API: one list, used by the router, the OpenAPI document and the tests. */
@@ -39,6 +47,8 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...healthRoutes(deps),
     ...identityRoutes(deps.identity, deps.usage),
     ...memoryRoutes(deps.memories),
+    ...orgRoutes(deps),
+    ...adminRoutes(deps.admin),
     ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
   ];
   return [...routes, ...openApiRoutes(() => routes)];

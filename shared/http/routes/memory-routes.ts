@@ -49,7 +49,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
 
   return [
     route({
-      method: 'POST', path: '/memory/add', summary: 'Store a memory', tags: ['memory'], auth: 'any', scopes: WRITE, endUser: true,
+      method: 'POST', path: '/memory/add', summary: 'Store a memory', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true,
       body: addMemoryBody, audit: { event: 'memory.create', resource: 'memory', category: 'data' },
       handler: async (ctx) => {
         const { text, source, event_type, tags, ttl_minutes, importance, metadata, deduplicate } = ctx.body;
@@ -61,7 +61,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
       },
     }),
     route({
-      method: 'POST', path: '/memory/bulk-add', summary: 'Store up to 50 memories', tags: ['memory'], auth: 'any', scopes: WRITE, endUser: true,
+      method: 'POST', path: '/memory/bulk-add', summary: 'Store up to 50 memories', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true,
       body: bulkAddBody, audit: { event: 'memory.bulk_create', resource: 'memory', category: 'data' },
       handler: async (ctx) => {
         const items = ctx.body.items.map((raw) => {
@@ -74,8 +74,8 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
         return { status: 207, body: result };
       },
     }),
-    route({ method: 'POST', path: '/memory/query', summary: 'Semantic recall', tags: ['memory'], auth: 'any', scopes: READ, endUser: true, body: queryMemoryBody, handler: query }),
-    route({ method: 'POST', path: '/memory/retrieve', summary: 'Alias of /memory/query', tags: ['memory'], auth: 'any', scopes: READ, endUser: true, body: queryMemoryBody, handler: query }),
+    route({ method: 'POST', path: '/memory/query', summary: 'Semantic recall', tags: ['memory'], auth: 'any', scopes: READ, minRole: 'member', endUser: true, body: queryMemoryBody, handler: query }),
+    route({ method: 'POST', path: '/memory/retrieve', summary: 'Alias of /memory/query', tags: ['memory'], auth: 'any', scopes: READ, minRole: 'member', endUser: true, body: queryMemoryBody, handler: query }),
     route({
       method: 'GET', path: '/memory/export', summary: "Export the end user's memories", tags: ['memory'], auth: 'any', scopes: READ, endUser: true, query: exportQuery,
       handler: async (ctx) => {
@@ -84,7 +84,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
       },
     }),
     route({
-      method: 'DELETE', path: '/memory/forget', summary: 'Delete selected memories', tags: ['memory'], auth: 'any', scopes: WRITE, endUser: true,
+      method: 'DELETE', path: '/memory/forget', summary: 'Delete selected memories', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true,
       body: forgetBody, audit: { event: 'memory.forget', resource: 'memory', category: 'data' },
       handler: async (ctx) => {
         const deleted = await memories.delete(owner(ctx), ctx.body.memory_ids, auditMeta(ctx), 'memory.forget');
@@ -97,7 +97,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
       handler: async (ctx) => ({ status: 200, body: toMemoryResponse(await memories.getOrThrow(owner(ctx), ctx.params.id)) }),
     }),
     route({
-      method: 'PATCH', path: '/memory/{id}', summary: 'Update a memory', tags: ['memory'], auth: 'any', scopes: WRITE, endUser: true,
+      method: 'PATCH', path: '/memory/{id}', summary: 'Update a memory', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true,
       params: memoryIdParam, body: patchMemoryBody, audit: { event: 'memory.update', resource: 'memory', category: 'data' },
       handler: async (ctx) => {
         const { text, source, event_type, tags, ttl_minutes, importance, metadata } = ctx.body;
@@ -107,7 +107,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
       },
     }),
     route({
-      method: 'DELETE', path: '/memory/{id}', summary: 'Delete a memory', tags: ['memory'], auth: 'any', scopes: WRITE, endUser: true,
+      method: 'DELETE', path: '/memory/{id}', summary: 'Delete a memory', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true,
       params: memoryIdParam, audit: { event: 'memory.delete', resource: 'memory', category: 'data' },
       handler: async (ctx) => {
         ctx.audit.resourceId = String(ctx.params.id);
@@ -119,7 +119,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
 
     // ------------------------------------------------------------ v1 data plane
     route({
-      method: 'POST', path: '/v1/memory/add_turn', summary: 'Ingest one conversation turn', tags: ['v1'], auth: 'any', scopes: WRITE, endUser: 'v1',
+      method: 'POST', path: '/v1/memory/add_turn', summary: 'Ingest one conversation turn', tags: ['v1'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: 'v1',
       body: addTurnBody, audit: { event: 'memory.create', resource: 'memory', category: 'data' },
       handler: async (ctx) => {
         const b = ctx.body;
@@ -143,7 +143,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
       },
     }),
     route({
-      method: 'POST', path: '/v1/memory/query', summary: 'Plain semantic search', tags: ['v1'], auth: 'any', scopes: READ, endUser: 'v1', body: v1QueryBody,
+      method: 'POST', path: '/v1/memory/query', summary: 'Plain semantic search', tags: ['v1'], auth: 'any', scopes: READ, minRole: 'member', endUser: 'v1', body: v1QueryBody,
       handler: async (ctx) => {
         const result = await memories.query(owner(ctx), { query: ctx.body.prompt, k: ctx.body.k });
         const found = ctx.body.types?.length ? result.memories.filter((m) => ctx.body.types?.includes(m.memoryType)) : result.memories;
@@ -151,7 +151,7 @@ export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
       },
     }),
     route({
-      method: 'POST', path: '/v1/memory/recall', summary: 'Prompt-ready context block', tags: ['v1'], auth: 'any', scopes: READ, endUser: 'v1', body: v1QueryBody,
+      method: 'POST', path: '/v1/memory/recall', summary: 'Prompt-ready context block', tags: ['v1'], auth: 'any', scopes: READ, minRole: 'member', endUser: 'v1', body: v1QueryBody,
       handler: async (ctx) => {
         const result = await memories.query(owner(ctx), { query: ctx.body.prompt, k: ctx.body.k });
         let found = result.memories;
