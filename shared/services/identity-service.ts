@@ -19,8 +19,6 @@ export interface IdentityDeps {
   refreshSecret: string;
   refreshTtlDays: number;
   cacheTtlSeconds: number;
-  /** accounts with these emails (lower case) are platform operators */
-  platformAdminEmails?: readonly string[];
 }
 
 export interface TokenPair {
@@ -41,7 +39,7 @@ export interface AuthResult {
 const ROLE_RANK: Record<Role, number> = { viewer: 0, member: 1, admin: 2, owner: 3 };
 export const roleAtLeast = (role: Role, min: Role): boolean => ROLE_RANK[role] >= ROLE_RANK[min];
 
-export const principalKey = (kind: 'session' | 'key', id: string) => `principal:${kind}:${id}`;
+const principalKey = (kind: string, id: string) => `principal:${kind}:${id}`;
 
 export function toProjectResponse(p: ProjectRow) {
   return {
@@ -115,18 +113,23 @@ export class IdentityService {
   async refresh(refreshToken: string): Promise<AuthResult> {
     const hash = hmacHex(this.deps.refreshSecret, refreshToken);
     const now = this.deps.clock.now();
-    return this.deps.db.transaction().execute(async (trx) => {
+    const outcome = await this.deps.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', hash).forUpdate().executeTakeFirst();
       if (!row || row.revoked_at || new Date(row.expires_at) <= now) throw unauthorized('Invalid refresh token', 'INVALID_TOKEN');
       if (row.used_at) {
+        // Returned, not thrown: a throw here would roll the family revocation back.
         await trx.updateTable('refresh_tokens').set({ revoked_at: now }).where('family_id', '=', row.family_id).where('revoked_at', 'is', null).execute();
-        await this.deps.cache.del(principalKey('session', row.session_id));
-        throw unauthorized('Refresh token reuse detected; session revoked', 'TOKEN_REUSED');
+        return { reusedSessionId: row.session_id };
       }
       await trx.updateTable('refresh_tokens').set({ used_at: now }).where('id', '=', row.id).execute();
       const user = await trx.selectFrom('users').selectAll().where('id', '=', row.user_id).executeTakeFirstOrThrow();
       return this.issueSession(trx, user, row.session_type, { sessionId: row.session_id, familyId: row.family_id, expiresAt: new Date(row.expires_at) });
     });
+    if ('reusedSessionId' in outcome) {
+      await this.deps.cache.del(principalKey('session', outcome.reusedSessionId));
+      throw unauthorized('Refresh token reuse detected; session revoked', 'TOKEN_REUSED');
+    }
+    return outcome;
   }
 
   async logout(principal: Principal, sessionId: string | null): Promise<void> {
@@ -193,7 +196,7 @@ export class IdentityService {
       .selectFrom('refresh_tokens as r')
       .innerJoin('users as u', 'u.id', 'r.user_id')
       .innerJoin('tenants as t', 't.id', 'u.tenant_id')
-      .select(['u.id as user_id', 'u.public_id', 'u.tenant_id', 'u.role', 'u.email', 't.status'])
+      .select(['u.id as user_id', 'u.public_id', 'u.tenant_id', 'u.role', 't.status'])
       .where('r.session_id', '=', claims.sid)
       .where('r.revoked_at', 'is', null)
       .where('u.public_id', '=', claims.sub)
@@ -203,8 +206,7 @@ export class IdentityService {
     if (row.status !== 'active') throw forbidden('Organization is suspended', 'TENANT_SUSPENDED');
     const principal: Principal = {
       kind: 'session', tenantId: row.tenant_id, accountId: row.user_id, accountPublicId: row.public_id, apiKeyId: null,
-      role: row.role as Role, scopes: [], projectLock: null, environment: 'production', rateLimitTier: 'unlimited',
-      platformAdmin: !!row.email && (this.deps.platformAdminEmails ?? []).includes(row.email.toLowerCase()),
+      role: row.role as Role, scopes: [], projectLock: null, environment: 'production', rateLimitTier: 'unlimited', platformAdmin: false,
     };
     await this.deps.cache.set(key, principal, Math.min(this.deps.cacheTtlSeconds, this.deps.tokens.ttlSeconds));
     return { principal, sessionId: claims.sid };
@@ -243,7 +245,8 @@ export class IdentityService {
 
   async createApiKey(scope: Scope, input: { name: string; environment?: string; scopes?: string[]; project_id?: string | null; rate_limit_tier?: string; expires_in_days?: number }, meta: AuditMeta) {
     if (input.project_id) await this.getProjectOrThrow(scope, input.project_id);
-    const secret = newApiKeySecret(input.environment);
+    const prefix = input.environment === 'development' || input.environment === 'staging' ? 'ms_test_' : 'ms_live_';
+    const secret = `${prefix}${randomToken(24).replace(/[-_]/g, 'x')}`;
     const expiresAt = input.expires_in_days ? new Date(this.deps.clock.now().getTime() + input.expires_in_days * 86_400_000) : null;
     return this.deps.db.transaction().execute(async (trx) => {
       const row = await trx
@@ -293,6 +296,13 @@ export class IdentityService {
     if (cached) return cached;
     const row = await this.deps.db.selectFrom('projects').selectAll().where('tenant_id', '=', scope.tenantId).where('id', '=', projectId).executeTakeFirst();
     if (row) await this.deps.cache.set(key, row, this.deps.cacheTtlSeconds);
+    return row;
+  }
+
+  /** The stored row, never the cached copy: `memory_count` moves with every write. */
+  async readProjectOrThrow(scope: Pick<Scope, 'tenantId'>, projectId: string): Promise<ProjectRow> {
+    const row = await this.deps.db.selectFrom('projects').selectAll().where('tenant_id', '=', scope.tenantId).where('id', '=', projectId).executeTakeFirst();
+    if (!row) throw new AppError('PROJECT_NOT_FOUND', 404, 'Project not found');
     return row;
   }
 
@@ -378,13 +388,7 @@ export const auditBase = (meta: AuditMeta): Pick<AuditEntry, 'requestId' | 'ipAd
 export const principalLabel = (p: Principal): string =>
   p.kind === 'api_key' ? `api_key:${p.apiKeyId}` : `${p.kind}:${p.accountPublicId ?? p.accountId}`;
 
-/** `ms_live_…` for production keys, `ms_test_…` for development and staging ones. */
-export function newApiKeySecret(environment: string | undefined): string {
-  const prefix = environment === 'development' || environment === 'staging' ? 'ms_test_' : 'ms_live_';
-  return `${prefix}${randomToken(24).replace(/[-_]/g, 'x')}`;
-}
-
-export function toApiKeyResponse(row: { id: number; name: string; key_prefix: string; environment: string; scopes: string[]; project_id: string | null; rate_limit_tier: string; created_at: Date; last_used_at: Date | null; revoked_at: Date | null; expires_at: Date | null }) {
+function toApiKeyResponse(row: { id: number; name: string; key_prefix: string; environment: string; scopes: string[]; project_id: string | null; rate_limit_tier: string; created_at: Date; last_used_at: Date | null; revoked_at: Date | null; expires_at: Date | null }) {
   const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
   return {
     id: row.id, name: row.name, key_prefix: row.key_prefix, environment: row.environment, scopes: row.scopes,

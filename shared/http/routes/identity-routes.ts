@@ -63,7 +63,7 @@ export function identityRoutes(identity: IdentityService, usage: UsageService): 
     route({
       method: 'GET', path: '/org/projects/{project_id}', summary: 'Get a project', tags: ['org'], auth: 'any', scopes: ['projects:read'], params: projectIdParam,
       handler: async (ctx) => {
-        return { status: 200, body: toProjectResponse(await identity.getProjectOrThrow(ctx.scope!, ctx.params.project_id)) };
+        return { status: 200, body: toProjectResponse(await identity.readProjectOrThrow(ctx.scope!, ctx.params.project_id)) };
       },
     }),
     route({
@@ -94,6 +94,11 @@ export function identityRoutes(identity: IdentityService, usage: UsageService): 
       method: 'DELETE', path: '/org/api-keys/{id}', summary: 'Revoke an API key', tags: ['org'], auth: 'session', minRole: 'admin', params: apiKeyIdParam,
       audit: { event: 'api_key.revoked', resource: 'api_key', category: 'security' },
       handler: async (ctx) => ({ status: 200, body: { ...(await identity.revokeApiKey(ctx.scope!, ctx.params.id, auditMeta(ctx))), revoked: true } }),
+    }),
+
+    route({
+      method: 'GET', path: '/org/billing/usage', summary: 'Monthly usage and plan limits', tags: ['org'], auth: 'any', scopes: ['projects:read'],
+      handler: async (ctx) => ({ status: 200, body: await usage.summary(ctx.scope!.tenantId) }),
     }),
   ];
 }
