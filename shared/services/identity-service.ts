@@ -19,6 +19,8 @@ export interface IdentityDeps {
   refreshSecret: string;
   refreshTtlDays: number;
   cacheTtlSeconds: number;
+  /** accounts with these emails (lower case) are platform operators */
+  platformAdminEmails?: readonly string[];
 }
 
 export interface TokenPair {
@@ -39,7 +41,7 @@ export interface AuthResult {
 const ROLE_RANK: Record<Role, number> = { viewer: 0, member: 1, admin: 2, owner: 3 };
 export const roleAtLeast = (role: Role, min: Role): boolean => ROLE_RANK[role] >= ROLE_RANK[min];
 
-const principalKey = (kind: string, id: string) => `principal:${kind}:${id}`;
+export const principalKey = (kind: 'session' | 'key', id: string) => `principal:${kind}:${id}`;
 
 export function toProjectResponse(p: ProjectRow) {
   return {
@@ -196,7 +198,7 @@ export class IdentityService {
       .selectFrom('refresh_tokens as r')
       .innerJoin('users as u', 'u.id', 'r.user_id')
       .innerJoin('tenants as t', 't.id', 'u.tenant_id')
-      .select(['u.id as user_id', 'u.public_id', 'u.tenant_id', 'u.role', 't.status'])
+      .select(['u.id as user_id', 'u.public_id', 'u.tenant_id', 'u.role', 'u.email', 't.status'])
       .where('r.session_id', '=', claims.sid)
       .where('r.revoked_at', 'is', null)
       .where('u.public_id', '=', claims.sub)
@@ -206,7 +208,8 @@ export class IdentityService {
     if (row.status !== 'active') throw forbidden('Organization is suspended', 'TENANT_SUSPENDED');
     const principal: Principal = {
       kind: 'session', tenantId: row.tenant_id, accountId: row.user_id, accountPublicId: row.public_id, apiKeyId: null,
-      role: row.role as Role, scopes: [], projectLock: null, environment: 'production', rateLimitTier: 'unlimited', platformAdmin: false,
+      role: row.role as Role, scopes: [], projectLock: null, environment: 'production', rateLimitTier: 'unlimited',
+      platformAdmin: !!row.email && (this.deps.platformAdminEmails ?? []).includes(row.email.toLowerCase()),
     };
     await this.deps.cache.set(key, principal, Math.min(this.deps.cacheTtlSeconds, this.deps.tokens.ttlSeconds));
     return { principal, sessionId: claims.sid };
@@ -245,8 +248,7 @@ export class IdentityService {
 
   async createApiKey(scope: Scope, input: { name: string; environment?: string; scopes?: string[]; project_id?: string | null; rate_limit_tier?: string; expires_in_days?: number }, meta: AuditMeta) {
     if (input.project_id) await this.getProjectOrThrow(scope, input.project_id);
-    const prefix = input.environment === 'development' || input.environment === 'staging' ? 'ms_test_' : 'ms_live_';
-    const secret = `${prefix}${randomToken(24).replace(/[-_]/g, 'x')}`;
+    const secret = newApiKeySecret(input.environment);
     const expiresAt = input.expires_in_days ? new Date(this.deps.clock.now().getTime() + input.expires_in_days * 86_400_000) : null;
     return this.deps.db.transaction().execute(async (trx) => {
       const row = await trx
@@ -388,7 +390,13 @@ export const auditBase = (meta: AuditMeta): Pick<AuditEntry, 'requestId' | 'ipAd
 export const principalLabel = (p: Principal): string =>
   p.kind === 'api_key' ? `api_key:${p.apiKeyId}` : `${p.kind}:${p.accountPublicId ?? p.accountId}`;
 
-function toApiKeyResponse(row: { id: number; name: string; key_prefix: string; environment: string; scopes: string[]; project_id: string | null; rate_limit_tier: string; created_at: Date; last_used_at: Date | null; revoked_at: Date | null; expires_at: Date | null }) {
+/** `ms_live_…` for production keys, `ms_test_…` for development and staging ones. */
+export function newApiKeySecret(environment: string | undefined): string {
+  const prefix = environment === 'development' || environment === 'staging' ? 'ms_test_' : 'ms_live_';
+  return `${prefix}${randomToken(24).replace(/[-_]/g, 'x')}`;
+}
+
+export function toApiKeyResponse(row: { id: number; name: string; key_prefix: string; environment: string; scopes: string[]; project_id: string | null; rate_limit_tier: string; created_at: Date; last_used_at: Date | null; revoked_at: Date | null; expires_at: Date | null }) {
   const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
   return {
     id: row.id, name: row.name, key_prefix: row.key_prefix, environment: row.environment, scopes: row.scopes,

@@ -95,11 +95,6 @@ export function identityRoutes(identity: IdentityService, usage: UsageService): 
       audit: { event: 'api_key.revoked', resource: 'api_key', category: 'security' },
       handler: async (ctx) => ({ status: 200, body: { ...(await identity.revokeApiKey(ctx.scope!, ctx.params.id, auditMeta(ctx))), revoked: true } }),
     }),
-
-    route({
-      method: 'GET', path: '/org/billing/usage', summary: 'Monthly usage and plan limits', tags: ['org'], auth: 'any', scopes: ['projects:read'],
-      handler: async (ctx) => ({ status: 200, body: await usage.summary(ctx.scope!.tenantId) }),
-    }),
   ];
 }
 
