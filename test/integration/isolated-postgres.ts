@@ -4,18 +4,18 @@ import { openPostgresDb } from '#shared/adapters/postgres/postgres-db.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
 import type { Db } from '#shared/ports/db.ts';
 
-const baseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface IsolatedPostgres {
-  /** a connection string whose search_path is the fresh schema; open more pools on it to race them */
+  /** the fresh database; open more pools on it to race them */
   connectionString: string;
   openDb(): Promise<Db>;
-  /** drops the schema and everything in it */
+  /** drops the database */
   drop(): Promise<void>;
 }
 
 async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: baseUrl });
+  const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
     await client.query(text);
@@ -25,23 +25,29 @@ async function adminQuery(text: string): Promise<void> {
 }
 
 /**
- * A migrated schema of its own on the machine's PostgreSQL, so test files can run in parallel
- * against one server without seeing each other's rows.
+ * A migrated database of its own on the machine's PostgreSQL. A database rather than a schema:
+ * kysely's Migrator, without `migrationTableSchema`, takes a `kysely_migration` table in ANY schema
+ * for its own, so migrating a fresh schema while another test file's schema exists fails at random.
  */
 export async function createIsolatedPostgres(prefix: string): Promise<IsolatedPostgres> {
-  const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
-  await adminQuery(`create schema "${schema}"`);
-  const connectionString = `${baseUrl}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-  const openDb = () => openPostgresDb({ connectionString, enableVector: false });
-  const migrating = await openDb();
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await adminQuery(`create database "${name}"`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const connectionString = url.toString();
+  // Generous timeouts: test files share two busy cores with PGlite instances and servers.
+  const openDb = () => openPostgresDb({ connectionString, enableVector: false, connectionTimeoutMs: 15_000, statementTimeoutMs: 60_000 });
+  const drop = () => adminQuery(`drop database if exists "${name}" with (force)`);
   try {
-    await migrateToLatest(migrating.kysely);
-  } finally {
-    await migrating.close();
+    const migrating = await openDb();
+    try {
+      await migrateToLatest(migrating.kysely);
+    } finally {
+      await migrating.close();
+    }
+  } catch (error) {
+    await drop();
+    throw error;
   }
-  return {
-    connectionString,
-    openDb,
-    drop: () => adminQuery(`drop schema "${schema}" cascade`),
-  };
+  return { connectionString, openDb, drop };
 }

@@ -155,16 +155,17 @@ function leaseSuite(name: string, open: () => Promise<Harness>) {
         jobs: [{
           name: job,
           everyMs: 60_000,
-          leaseTtlMs: 600,
+          leaseTtlMs: 1_500,
           run: async (ctx) => {
             const initial = await leaseExpiry(h.db, job);
             // Wait for a heartbeat to push the expiry forward.
-            while ((await leaseExpiry(h.db, job)) <= initial) await new Promise((r) => setTimeout(r, 10));
+            while (!ctx.signal.aborted && (await leaseExpiry(h.db, job)) <= initial) await new Promise((r) => setTimeout(r, 10));
+            expect(ctx.signal.aborted).toBe(false);
             renewed.resolve();
             // Another node takes the lease over; the next heartbeat notices and aborts this run.
             await expireLease(h.db, job);
             expect(await tryAcquireLease(h.other.kysely, job, 'usurper', 60_000)).toEqual({ fencingToken: ctx.fencingToken + 1 });
-            await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+            if (!ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
           },
         }],
         logger,
