@@ -53,7 +53,7 @@ function securityOf(r: RouteDefinition): Array<Record<string, string[]>> {
 
 function responsesOf(r: RouteDefinition): Record<string, ResponseConfig> {
   const mediaTypes = r.auth === 'scim' || r.path.startsWith('/scim/') ? ['application/scim+json'] : ['application/json'];
-  const error = (description: string) => ({ description, content: content(jsonSchema(errorEnvelope, 'output'), mediaTypes) });
+  const error = (description: string) => ({ description, content: content({ $ref: '#/components/schemas/Error' }, mediaTypes) });
   const out: Record<string, ResponseConfig> = {};
   const declared = Object.entries(r.responses ?? { 200: undefined });
   for (const [status, schema] of declared) {
@@ -88,6 +88,8 @@ function headersOf(r: RouteDefinition) {
 /** Builds the OpenAPI 3.1 document from the same zod schemas the routes validate with. */
 export function buildOpenApiDocument(routes: readonly RouteDefinition[]) {
   const registry = new OpenAPIRegistry();
+  // The contract's envelope (SCIM and the token endpoint answer in their own standard shapes; see docs/identity.md).
+  registry.registerComponent('schemas', 'Error', jsonSchema(errorEnvelope, 'output') as never);
   registry.registerComponent('securitySchemes', 'ApiKey', { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'ms_live_… / ms_test_… keys from POST /org/api-keys' });
   registry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Access token from /auth/login, /auth/refresh or an SSO callback' });
   registry.registerComponent('securitySchemes', 'SessionCookie', { type: 'apiKey', in: 'cookie', name: 'ms_session', description: 'Browser session; state-changing requests also send X-CSRF-Token' });
@@ -134,11 +136,11 @@ const docsAssetParam = z.object({ file: z.enum(Object.keys(DOCS_ASSETS) as [Docs
 /** `/openapi.json`, the `/docs` page that renders it (Swagger UI from node_modules) and the page's assets. */
 export function openApiRoutes(getRoutes: () => readonly RouteDefinition[]): RouteDefinition[] {
   let cached: unknown;
-  return [
+  const own: RouteDefinition[] = [
     route({
       method: 'GET', path: '/openapi.json', summary: 'This OpenAPI document', tags: ['meta'], auth: 'public', responses: { 200: z.record(z.string(), z.unknown()) },
       handler: async () => {
-        cached ??= buildOpenApiDocument(getRoutes());
+        cached ??= buildOpenApiDocument([...getRoutes(), ...own]);
         return { status: 200, body: cached };
       },
     }),
@@ -160,4 +162,5 @@ export function openApiRoutes(getRoutes: () => readonly RouteDefinition[]): Rout
       },
     }),
   ];
+  return own;
 }

@@ -20,7 +20,8 @@ export const scimGroupResource = z.looseObject({
   schemas: z.array(z.string()).optional(),
   displayName: z.string().trim().min(1).max(256),
   externalId: z.string().min(1).max(256).optional(),
-  members: z.array(z.looseObject({ value: z.string().max(128), display: z.string().max(256).optional(), $ref: z.string().max(1024).optional() })).max(10_000).optional(),
+  // members may also carry `$ref`; it is kept as an unknown key, since a `$ref` property trips OpenAPI tooling
+  members: z.array(z.looseObject({ value: z.string().max(128), display: z.string().max(256).optional() })).max(10_000).optional(),
 });
 
 export const scimPatchBody = z.object({
