@@ -71,6 +71,8 @@ export async function startLocalServer(config: Config, overrides: AdapterOverrid
   await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
   const address = server.address() as AddressInfo;
   if (options.startBackground !== false) {
+    // The in-memory queue lost whatever it held at the last shutdown; the outbox still has it.
+    if (queue) await app.relay.requeueUnprocessed();
     queue?.start();
     scheduler.start();
   }

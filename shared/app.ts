@@ -15,6 +15,7 @@ import { systemClock, type Clock } from './ports/clock.ts';
 import { openPgliteDb } from './adapters/pglite/pglite-db.ts';
 import { openPostgresDb } from './adapters/postgres/postgres-db.ts';
 import { createPgvectorStore } from './adapters/pgvector/pgvector-store.ts';
+import { createPgArrayStore } from './adapters/pg-array/pg-array-store.ts';
 import { createLocalEmbedder } from './adapters/local-embedder/index.ts';
 import { createOpenAiEmbedder } from './adapters/openai-embedder/index.ts';
 import { createMemoryCache } from './adapters/memory-cache/memory-cache.ts';
@@ -26,14 +27,20 @@ import { enqueueTasks, createOutboxRelay, type OutboxRelay } from './outbox/inde
 import { TenantKeyService } from './crypto/tenant-keys.ts';
 import { IdentityService } from './services/identity-service.ts';
 import { MemoryService, type OutboxPort } from './services/memory-service.ts';
+import { RefusalLog } from './services/refusal-log.ts';
+import { createRecallFeatures, type RecallFeatures } from './services/recall-features.ts';
+import { createExtractiveSummarizer } from './adapters/extractive-summarizer/index.ts';
 import { UsageService } from './services/usage-service.ts';
-import { OrgService } from './services/org-service.ts';
-import { BillingService, usageThresholdListener } from './services/billing-service.ts';
-import { AdminService } from './services/admin-service.ts';
 import { OidcService } from './services/oidc-service.ts';
 import { OAuthService } from './services/oauth-service.ts';
 import { ScimService } from './services/scim/scim-service.ts';
 import { scimGroupResource, scimUserResource } from './http/schemas/scim.ts';
+import { OrgService } from './services/org-service.ts';
+import { BillingService, usageThresholdListener } from './services/billing-service.ts';
+import { AdminService } from './services/admin-service.ts';
+import { createOutboundHttp, type HostResolver, type OutboundHttp } from './net/ssrf-guard.ts';
+import { WebhookService } from './services/webhook-service.ts';
+import { SiemService } from './services/siem-service.ts';
 import { RateLimiter } from './services/rate-limiter.ts';
 import { AccessTokens } from './services/tokens.ts';
 import { Router } from './http/router.ts';
@@ -53,6 +60,8 @@ export interface AdapterOverrides {
   clock?: Clock;
   logger?: Logger;
   jwtSecret?: string;
+  /** DNS for outbound targets (webhooks, SIEM); tests answer with chosen addresses */
+  resolveHost?: HostResolver;
 }
 
 export interface App {
@@ -73,10 +82,15 @@ export interface App {
   oidc: OidcService;
   oauth: OAuthService;
   scim: ScimService;
+  recall: RecallFeatures;
   usage: UsageService;
   org: OrgService;
   billing: BillingService;
   admin: AdminService;
+  /** SSRF-guarded client for tenant-configured targets */
+  outbound: OutboundHttp;
+  webhooks: WebhookService;
+  siem: SiemService;
   router: Router;
   api: ApiHandler;
   close(): Promise<void>;
@@ -119,8 +133,14 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
       // After commit: a failed relay leaves the rows for the sweep, never fails the request.
       await relay.relayNow(ids).catch((err) => logger.warn('outbox relay failed; sweep will retry', { error: (err as Error).message }));
     },
+    // The work ran inline: mark the rows relayed and record them in the workers' ledger, so neither the
+    // sweep nor a requeue after restart ever sends them.
     settle: async (ids) => {
-      if (ids.length) await db.kysely.updateTable('outbox').set({ relayed_at: clock.now() }).where('task_id', 'in', ids).where('relayed_at', 'is', null).execute();
+      if (!ids.length) return;
+      await db.kysely.transaction().execute(async (trx) => {
+        const rows = await trx.updateTable('outbox').set({ relayed_at: clock.now() }).where('task_id', 'in', ids).where('relayed_at', 'is', null).returning(['task_id', 'family']).execute();
+        if (rows.length) await trx.insertInto('processed_tasks').values(rows.map((r) => ({ task_id: r.task_id, family: r.family }))).onConflict((oc) => oc.column('task_id').doNothing()).execute();
+      });
     },
   };
 
@@ -141,18 +161,23 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
     db: db.kysely, cache, clock, defaultQuotaMode: config.QUOTA_MODE,
     plans, onRecorded: usageThresholdListener({ outbox, clock }),
   });
+  const refusals = new RefusalLog({ db: db.kysely, tenantKeys, clock });
   const memories = new MemoryService({
-    db: db.kysely, vectors, embedder, cache, clock, tenantKeys, usage, outbox,
+    db: db.kysely, vectors, embedder, cache, clock, tenantKeys, usage, outbox, refusals,
     embedBudgetMs: config.EMBED_SYNC_BUDGET_MS, lexicalScanLimit: config.LEXICAL_FALLBACK_SCAN_LIMIT, cacheTtlSeconds: config.CACHE_TTL_SECONDS,
   });
-  const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
-  const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
-  const scim = new ScimService({ db: db.kysely, cache, clock, cacheTtlSeconds: config.CACHE_TTL_SECONDS, schemas: { user: scimUserResource, group: scimGroupResource } });
   const org = new OrgService({ db: db.kysely, cache, clock, outbox, vectors });
   const billing = new BillingService({ db: db.kysely, clock, usage, plans });
   const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys });
+  const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
+  const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
+  const scim = new ScimService({ db: db.kysely, cache, clock, cacheTtlSeconds: config.CACHE_TTL_SECONDS, schemas: { user: scimUserResource, group: scimGroupResource } });
   const limiter = new RateLimiter(cache, clock);
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, oidc, oauth, scim });
+  const recall = createRecallFeatures({ db: db.kysely, vectors, embedder, cache, clock, outbox, memories, refusals, summarizer: createExtractiveSummarizer() });
+  const outbound = createOutboundHttp({ allowPrivate: config.ALLOW_PRIVATE_WEBHOOK_TARGETS, resolve: overrides.resolveHost });
+  const webhooks = new WebhookService({ db: db.kysely, clock, tenantKeys, outbox, outbound });
+  const siem = new SiemService({ db: db.kysely, clock, tenantKeys, outbound });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, siem, siemForwarding: { db, clock, logger, relay, outbound, objects, siem } });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,
@@ -166,7 +191,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 
   let closed = false;
   return {
-    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, usage, org, billing, admin, router, api,
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, router, api,
     async close() {
       if (closed) return;
       closed = true;
@@ -181,9 +206,9 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 async function openDatabase(config: Config, inMemory: boolean): Promise<Db> {
   const url = config.DATABASE_URL ?? (await databaseUrlFromSecret(config));
   if (url) {
-    return openPostgresDb({ connectionString: url, maxConnections: config.DATABASE_POOL_MAX, connectionTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS, enableVector: config.VECTOR_STORE === 'pgvector' });
+    return openPostgresDb({ connectionString: url, maxConnections: config.DATABASE_POOL_MAX, connectionTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS, enableVector: config.VECTOR_STORE === 'pgvector' || config.VECTOR_STORE === 'auto' });
   }
-  return openPgliteDb({ dataDir: inMemory ? undefined : join(config.MEMORYSYNC_DATA_DIR, 'pgdata') });
+  return openPgliteDb(inMemory ? { templatePath: config.PGLITE_TEMPLATE } : { dataDir: join(config.MEMORYSYNC_DATA_DIR, 'pgdata') });
 }
 
 /** On AWS the database password lives in Secrets Manager; the connection goes through RDS Proxy. */
@@ -231,10 +256,11 @@ async function createEmbedder(config: Config): Promise<Embedder> {
 }
 
 async function createVectorStore(config: Config, db: Db): Promise<VectorStore> {
-  if (config.VECTOR_STORE === 'pgvector') {
+  if (config.VECTOR_STORE === 'pgvector' || (config.VECTOR_STORE === 'auto' && db.hasVector)) {
     if (!db.hasVector) throw new Error('VECTOR_STORE=pgvector needs the pgvector extension in the database (CREATE EXTENSION vector)');
     return createPgvectorStore({ db: db.kysely });
   }
+  if (config.VECTOR_STORE === 'pg-array' || config.VECTOR_STORE === 'auto') return createPgArrayStore({ db: db.kysely });
   if (!config.OPENSEARCH_ENDPOINT) throw new Error('VECTOR_STORE=opensearch needs OPENSEARCH_ENDPOINT');
   const { createOpenSearchClient, createOpenSearchVectorStore } = await import('./adapters/opensearch/index.ts');
   const client = createOpenSearchClient({ endpoint: config.OPENSEARCH_ENDPOINT, region: config.AWS_REGION, service: config.OPENSEARCH_ENDPOINT.includes('.aoss.') ? 'aoss' : 'es' });

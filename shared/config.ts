@@ -14,6 +14,8 @@ export const configSchema = z.object({
   PORT: int(8080),
   HOST: z.string().default('127.0.0.1'),
   MEMORYSYNC_DATA_DIR: z.string().default('.memorysync'),
+  /** in-memory runs only (MEMORYSYNC_DATA_DIR=:memory:): start PGlite from this dumpDataDir() tarball (tests) */
+  PGLITE_TEMPLATE: z.string().optional(),
   /** PostgreSQL connection string; unset = embedded PGlite under the data dir */
   DATABASE_URL: z.string().optional(),
   /** On AWS: Secrets Manager secret ({username,password}) + RDS Proxy host instead of DATABASE_URL */
@@ -24,8 +26,8 @@ export const configSchema = z.object({
   DATABASE_SSL: bool.default(false),
   DATABASE_POOL_MAX: int(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(2000),
-  /** pgvector (in the database) or opensearch */
-  VECTOR_STORE: z.enum(['pgvector', 'opensearch']).default('pgvector'),
+  /** auto (pgvector when the database has it, else exact search over real[]), pgvector, pg-array or opensearch */
+  VECTOR_STORE: z.enum(['auto', 'pgvector', 'pg-array', 'opensearch']).default('auto'),
   OPENSEARCH_ENDPOINT: z.string().optional(),
   OPENSEARCH_NAMESPACE_MODE: z.enum(['index-per-user', 'shared']).default('index-per-user'),
   OPENSEARCH_SHARED_INDEX: z.string().default('memorysync-vectors'),

@@ -1,5 +1,7 @@
 import type { App } from './app.ts';
 import type { JobDefinition } from './scheduler/index.ts';
+import { sweepWebhookRetries } from './tasks/webhook-delivery.ts';
+import { scheduleSiemBatches } from './tasks/siem-forwarding.ts';
 
 /** The recurring jobs; EventBridge schedules invoke them on AWS, in-process timers locally. */
 export function scheduledJobs(app: App): JobDefinition[] {
@@ -10,6 +12,29 @@ export function scheduledJobs(app: App): JobDefinition[] {
       // Re-sends what a failed or crashed relay left behind; the workers' ledger makes duplicates harmless.
       run: async () => {
         await app.relay.sweep({ olderThanMs: 5_000 });
+      },
+    },
+    {
+      name: 'outbox-prune',
+      everyMs: 86_400_000,
+      // Relayed rows and ledger entries older than the longest time SQS keeps a message (14 days) are dead weight.
+      run: async () => {
+        await app.relay.prune({ olderThanMs: 15 * 86_400_000 });
+      },
+    },
+    {
+      name: 'webhook-retry-sweep',
+      everyMs: 15_000,
+      // Retries wait as next_attempt_at on their delivery rows (SQS cannot delay more than 15 min).
+      run: async () => {
+        await sweepWebhookRetries(app);
+      },
+    },
+    {
+      name: 'siem-forward',
+      everyMs: 60_000,
+      run: async () => {
+        await scheduleSiemBatches(app);
       },
     },
   ];

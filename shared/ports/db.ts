@@ -11,5 +11,7 @@ export interface Db {
   /** true when the pgvector extension is available on this database */
   readonly hasVector: boolean;
   health(): Promise<boolean>;
+  /** PGlite only: the data dir as a tarball */
+  dump?(): Promise<Blob>;
   close(): Promise<void>;
 }

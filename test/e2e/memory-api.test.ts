@@ -244,6 +244,6 @@ describe('CORS preflight through the whole chain', () => {
   it('answers OPTIONS on an unknown path with the 404 envelope', async () => {
     const res = await fetch(`${server.url}/nope`, { method: 'OPTIONS' });
     expect(res.status).toBe(404);
-    expect((await res.json()).error.code).toBe('NOT_FOUND');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
   });
 });

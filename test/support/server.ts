@@ -1,3 +1,4 @@
+import { inject } from 'vitest';
 import { loadConfig } from '#shared/config.ts';
 import type { AdapterOverrides } from '#shared/app.ts';
 import { startLocalServer, type LocalServer } from '#local/runtime.ts';
@@ -15,7 +16,7 @@ export interface TestServer extends LocalServer {
  * tests drive them explicitly instead of waiting on timers.
  */
 export async function startTestServer(env: Record<string, string> = {}, overrides: AdapterOverrides = {}, options: { startBackground?: boolean } = {}): Promise<TestServer> {
-  const config = loadConfig({ MEMORYSYNC_DATA_DIR: ':memory:', PORT: '0', LOG_LEVEL: 'SILENT', DEV_BOOTSTRAP: 'false', ...env });
+  const config = loadConfig({ MEMORYSYNC_DATA_DIR: ':memory:', PORT: '0', LOG_LEVEL: 'SILENT', DEV_BOOTSTRAP: 'false', PGLITE_TEMPLATE: inject('pgliteTemplate'), ...env });
   const server = await startLocalServer(config, overrides, { startBackground: options.startBackground ?? false });
   return Object.assign(server, {
     async call(method: string, path: string, opts: { headers?: Record<string, string>; body?: unknown; rawBody?: string } = {}) {

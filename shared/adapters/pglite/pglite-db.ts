@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite/vector';
 import { Kysely, sql } from 'kysely';
@@ -9,6 +9,11 @@ import type { Db } from '../../ports/db.ts';
 export interface PgliteDbOptions {
   /** folder that holds the database files; omit for an in-memory database (tests) */
   dataDir?: string;
+  /**
+   * A `dumpDataDir()` tarball to start an in-memory database from (already initialised, extension
+   * created, schema migrated): several times faster than a fresh PGlite. Used by the test suite.
+   */
+  templatePath?: string;
 }
 
 /**
@@ -17,7 +22,8 @@ export interface PgliteDbOptions {
  */
 export async function openPgliteDb(options: PgliteDbOptions = {}): Promise<Db> {
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-  const client = await PGlite.create({ dataDir: options.dataDir, extensions: { vector },
+  const loadDataDir = !options.dataDir && options.templatePath ? new Blob([readFileSync(options.templatePath)]) : undefined;
+  const client = await PGlite.create({ dataDir: options.dataDir, extensions: { vector }, loadDataDir,
     parsers: { 20: (v: string) => Number(v) },
   });
   await client.exec('create extension if not exists vector');
@@ -32,6 +38,8 @@ export async function openPgliteDb(options: PgliteDbOptions = {}): Promise<Db> {
       await sql`select 1`.execute(kysely);
       return true;
     },
+    /** the database files as a tarball (test templates, backups of the embedded database) */
+    dump: () => client.dumpDataDir('none') as Promise<Blob>,
     async close() {
       if (closed) return;
       closed = true;
