@@ -350,6 +350,30 @@ export interface UsageThresholdNoticesTable {
   created_at: Timestamp;
 }
 
+export interface RefusalsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  project_id: string | null;
+  user_id: number | null;
+  end_user_id: string | null;
+  principal: string | null;
+  channel: string;
+  reason: string;
+  content_hash: string;
+  content_length: number;
+  request_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface MemoryLinksTable {
+  tenant_id: string;
+  user_id: number;
+  from_memory_id: number;
+  to_memory_id: number;
+  kind: string;
+  created_at: Timestamp;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -363,6 +387,8 @@ export interface Database {
   processed_tasks: ProcessedTasksTable;
   usage_counters: UsageCountersTable;
   job_leases: JobLeasesTable;
+  refusals: RefusalsTable;
+  memory_links: MemoryLinksTable;
   invitations: InvitationsTable;
   usage_threshold_notices: UsageThresholdNoticesTable;
   sso_providers: SsoProvidersTable;

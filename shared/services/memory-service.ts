@@ -15,6 +15,8 @@ import { writeAudit } from './audit.ts';
 import { extract } from './extraction.ts';
 import { auditBase, principalLabel, type AuditMeta } from './identity-service.ts';
 import { rowToMemory, type Memory, type ScoredMemory } from './memory-model.ts';
+import type { RefusalLog } from './refusal-log.ts';
+import { resolveWeights, scoreMemory, type ScoreBreakdown } from './scoring.ts';
 import type { EndUserScope } from './scope.ts';
 import type { UsageService } from './usage-service.ts';
 
@@ -36,6 +38,8 @@ export interface MemoryServiceDeps {
   tenantKeys: TenantKeyService;
   usage: UsageService;
   outbox: OutboxPort;
+  /** the write path's content policy and its log */
+  refusals: RefusalLog;
   /** how long the write path waits for embed + index before committing as pending */
   embedBudgetMs: number;
   /** rows the lexical pass looks at */
@@ -55,6 +59,8 @@ export interface AddInput {
   memory_type?: string;
   idempotency_key?: string | null;
   is_summary?: boolean;
+  /** links from the new memory to others of the same end user (a summary to its sources) */
+  links?: { to: number[]; kind: string };
 }
 
 export type AddOutcome =
@@ -81,6 +87,20 @@ export interface QueryInput {
   weights?: { semantic?: number; recency?: number; importance?: number };
 }
 
+export interface Explanation {
+  memoryId: number;
+  breakdown: ScoreBreakdown;
+  /** whether /memory/query with these filters could return the memory at all */
+  eligible: boolean;
+  /** why it could not, when not eligible */
+  reasons: string[];
+  /** its position in the ranking of the query (top 100), or null */
+  rank: number | null;
+  /** the memory has no vector in the index (yet): its semantic part is 0 */
+  indexed: boolean;
+  degraded: boolean;
+}
+
 export interface QueryResult {
   memories: ScoredMemory[];
   /** true when the semantic path failed and ranking is lexical only */
@@ -88,10 +108,7 @@ export interface QueryResult {
   quotaExhausted: boolean;
 }
 
-export const DEFAULT_WEIGHTS = { semantic: 0.85, recency: 0.1, importance: 0.05 } as const;
-/** inside "semantic": how much the blind-token lexical overlap adds to the vector similarity */
-const LEXICAL_SHARE = 0.25;
-const RECENCY_HALF_LIFE_DAYS = 30;
+export { DEFAULT_WEIGHTS } from './scoring.ts';
 
 export interface RankInput {
   id: number;
@@ -110,25 +127,32 @@ export interface Ranked {
 }
 
 /**
- * The scoring of recall: relevance = 0.75·cosine + 0.25·lexical overlap (lexical only when the
- * semantic path is down), then score = (w_s·relevance + w_r·recency + w_i·importance) / Σw, where
- * recency halves every 30 days. Returns the top k, best first.
+ * Ranks recall candidates with the one scoring function (shared/services/scoring.ts, also behind
+ * /api/v1/explain): relevance from cosine and lexical overlap, blended with recency and importance by
+ * the caller's weights. Returns the top k, best first.
  */
 export function rankCandidates(candidates: RankInput[], options: { weights?: QueryInput['weights']; degraded: boolean; now: Date; k: number }): Ranked[] {
-  const weights = { ...DEFAULT_WEIGHTS, ...(options.weights ?? {}) };
-  const total = weights.semantic + weights.recency + weights.importance || 1;
+  const weights = resolveWeights(options.weights);
   return candidates
     .map((c) => {
-      const sem = Math.max(0, c.semantic ?? 0);
-      const relevance = options.degraded ? c.lexical : (1 - LEXICAL_SHARE) * sem + LEXICAL_SHARE * c.lexical;
-      const ageDays = Math.max(0, (options.now.getTime() - c.createdAt.getTime()) / 86_400_000);
-      const recency = Math.pow(0.5, ageDays / RECENCY_HALF_LIFE_DAYS);
-      const score = (weights.semantic * relevance + weights.recency * recency + weights.importance * c.importance) / total;
-      return { id: c.id, score, parts: { semantic: sem, lexical: c.lexical, recency, importance: c.importance } };
+      const b = scoreMemory({ semantic: c.semantic ?? 0, lexical: c.lexical, createdAt: c.createdAt, importance: c.importance, now: options.now, degraded: options.degraded }, weights);
+      return { id: c.id, score: b.final, parts: { semantic: b.semantic, lexical: b.lexical, recency: b.recency, importance: b.importance } };
     })
     .sort((a, b) => b.score - a.score || b.id - a.id)
     .slice(0, options.k);
 }
+
+/** How many of the query's blind tokens a memory carries (the lexical signal of recall). */
+const overlapSql = (tokens: string[]) => sql<number>`cardinality(array(select unnest(lexical_tokens) intersect select unnest(${tokens}::text[])))`;
+
+/** Position after the last row of a page (see listPage). */
+export interface PageCursor {
+  createdUs: string;
+  id: number;
+}
+
+/** Retention states whose memories GET /memory/{id} (and summarize) may read. */
+const READABLE_STATUSES = ['active', 'archived'];
 
 const normalizeForHash = (text: string) => text.normalize('NFKC').trim().replace(/\s+/g, ' ').toLowerCase();
 const aadFor = (scope: { tenantId: string; userId: number }) => `memorysync:v1:${scope.tenantId}:${scope.userId}`;
@@ -144,6 +168,7 @@ export class MemoryService {
   // ------------------------------------------------------------------ writes
 
   async add(scope: EndUserScope, input: AddInput, meta: AuditMeta, options: { auditEvent?: string; webhookEvent?: string | null } = {}): Promise<AddOutcome> {
+    await this.deps.refusals.enforce(scope, input.text, { channel: options.auditEvent ?? 'memory.create', requestId: meta.requestId });
     if (!(await this.deps.usage.allow(scope.tenantId, 'adds'))) return { status: 'quota' };
     const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
     const prepared = this.prepare(scope, keys, input);
@@ -168,7 +193,7 @@ export class MemoryService {
         .returningAll()
         .executeTakeFirst();
       if (!inserted) return undefined; // a racing twin won the dedupe or idempotency index
-      await this.afterInsert(trx, scope, inserted, meta, embedTaskId, options);
+      await this.afterInsert(trx, scope, inserted, meta, embedTaskId, { ...options, links: input.links });
       return inserted;
     });
     if (!row) {
@@ -193,6 +218,11 @@ export class MemoryService {
     for (const [index, item] of items.entries()) {
       if ('rejected' in item) {
         results.push({ index, status: 'rejected', memory_ids: [], reason: item.rejected });
+        continue;
+      }
+      const refused = await this.deps.refusals.check(scope, item.text, { channel: 'memory.bulk_create', requestId: meta.requestId });
+      if (refused) {
+        results.push({ index, status: 'rejected', memory_ids: [], reason: `content_refused: ${refused}` });
         continue;
       }
       const prepared = this.prepare(scope, keys, item);
@@ -243,10 +273,25 @@ export class MemoryService {
     return { total: items.length, created: count('created'), skipped: count('skipped'), rejected: count('rejected'), results };
   }
 
+  /** Active and archived memories are readable by id; soft-deleted ones only through the lifecycle routes. */
   async get(scope: EndUserScope, id: number): Promise<Memory | undefined> {
-    const row = await this.scoped(this.deps.db, scope).where('id', '=', id).executeTakeFirst();
+    const row = await this.scoped(this.deps.db, scope).where('id', '=', id).where('retention_status', 'in', READABLE_STATUSES).executeTakeFirst();
     if (!row) return undefined;
     return this.decrypt(scope, row);
+  }
+
+  /** Readable memories among `ids`, in the order asked; ids of others (or unreadable) are left out. */
+  async getMany(scope: EndUserScope, ids: number[]): Promise<Memory[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.scoped(this.deps.db, scope).where('id', 'in', ids).where('retention_status', 'in', READABLE_STATUSES).execute();
+    const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
+    const byId = new Map(rows.map((r) => [Number(r.id), r]));
+    const out: Memory[] = [];
+    for (const id of ids) {
+      const row = byId.get(id);
+      if (row) out.push(await this.decrypt(scope, row, keys));
+    }
+    return out;
   }
 
   async getOrThrow(scope: EndUserScope, id: number): Promise<Memory> {
@@ -260,6 +305,7 @@ export class MemoryService {
     const current = await this.getOrThrow(scope, id);
     const now = this.deps.clock.now();
     const textChanged = patch.text !== undefined && patch.text !== current.text;
+    if (textChanged) await this.deps.refusals.enforce(scope, patch.text as string, { channel: 'memory.update', requestId: meta.requestId });
     const set: Record<string, unknown> = { updated_at: now };
     let summary = current.summary;
     if (textChanged) {
@@ -311,7 +357,7 @@ export class MemoryService {
   }
 
   /** Deletes memories of this end user; ids of others are skipped. Returns the ids deleted. */
-  async delete(scope: EndUserScope, ids: number[], meta: AuditMeta, auditEvent = 'memory.delete'): Promise<number[]> {
+  async delete(scope: EndUserScope, ids: number[], meta: AuditMeta, auditEvent = 'memory.delete', memoryEvent = 'deleted'): Promise<number[]> {
     if (ids.length === 0) return [];
     const taskId = randomUUID();
     const deleted = await this.deps.db.transaction().execute(async (trx) => {
@@ -321,7 +367,7 @@ export class MemoryService {
       const rows = await doomed.returning(['id', 'project_id']).execute();
       const deletedIds = rows.map((r) => Number(r.id));
       if (deletedIds.length) {
-        await trx.insertInto('memory_events').values(deletedIds.map((id) => ({ tenant_id: scope.tenantId, memory_id: id, event_type: 'deleted', data: JSON.stringify({}) }))).execute();
+        await trx.insertInto('memory_events').values(deletedIds.map((id) => ({ tenant_id: scope.tenantId, memory_id: id, event_type: memoryEvent, data: JSON.stringify({}) }))).execute();
         await this.adjustProjectCounts(trx, scope.tenantId, rows.map((r) => r.project_id), -1);
         await this.deps.outbox.enqueue(trx, [
           { id: taskId, family: 'embedding', tenantId: scope.tenantId, type: 'delete-vectors', payload: { userId: scope.userId, memoryIds: deletedIds }, createdAt: this.deps.clock.now().toISOString() },
@@ -346,14 +392,61 @@ export class MemoryService {
 
   // ------------------------------------------------------------------ reads
 
-  async list(scope: EndUserScope, options: { limit: number; offset?: number; newestFirst?: boolean }): Promise<{ memories: Memory[]; total: number }> {
-    const base = this.scoped(this.deps.db, scope).where('retention_status', '=', 'active').where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', this.deps.clock.now())]));
+  /** Searchable memories, newest first; with `filters`, only those the filters of /memory/query select. */
+  async list(scope: EndUserScope, options: { limit: number; offset?: number; newestFirst?: boolean; filters?: QueryFilters }): Promise<{ memories: Memory[]; total: number }> {
+    const base = options.filters
+      ? this.filtered(scope, options.filters, this.deps.clock.now())
+      : this.scoped(this.deps.db, scope).where('retention_status', '=', 'active').where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', this.deps.clock.now())]));
     const totalRow = await base.clearSelect().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
     let q = base.orderBy('created_at', 'desc').orderBy('id', 'desc');
     if (options.limit > 0) q = q.limit(options.limit);
     if (options.offset) q = q.offset(options.offset);
     const rows = await q.execute();
     return { memories: await Promise.all(rows.map((r) => this.decrypt(scope, r))), total: Number(totalRow?.n ?? 0) };
+  }
+
+  /**
+   * Keyset pagination over the searchable memories, newest first: the cursor is the last row's
+   * (created_at in epoch microseconds, id), so pages stay stable while memories are added or deleted.
+   */
+  async listPage(scope: EndUserScope, options: { limit: number; cursor?: PageCursor }): Promise<{ memories: Memory[]; next: PageCursor | null }> {
+    const now = this.deps.clock.now();
+    let q = this.scoped(this.deps.db, scope)
+      .select(sql<string>`(extract(epoch from created_at) * 1000000)::bigint::text`.as('created_us'))
+      .where('retention_status', '=', 'active')
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
+    if (options.cursor) {
+      q = q.where(sql<boolean>`(created_at, id) < (timestamptz 'epoch' + ${options.cursor.createdUs}::bigint * interval '1 microsecond', ${options.cursor.id}::bigint)`);
+    }
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(options.limit + 1).execute();
+    const page = rows.slice(0, options.limit);
+    const keys = page.length ? await this.deps.tenantKeys.forTenant(scope.tenantId) : undefined;
+    const memories = await Promise.all(page.map((r) => this.decrypt(scope, r, keys)));
+    const last = page[page.length - 1];
+    return { memories, next: rows.length > options.limit && last ? { createdUs: last.created_us, id: Number(last.id) } : null };
+  }
+
+  /**
+   * Exact-phrase search over encrypted text: the blind tokens of the phrases narrow the candidates in the
+   * database (every term must be present), then the newest `lexicalScanLimit` candidates are decrypted and
+   * kept when they contain every phrase (case and spacing ignored). Newest first.
+   */
+  async phraseSearch(scope: EndUserScope, phrases: string[], filters: QueryFilters, k: number): Promise<{ memories: Memory[]; scanned: number }> {
+    const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
+    const tokens = blindTokens(keys.lexicalKey, [...new Set(phrases.flatMap((p) => lexicalTerms(p)))]);
+    let q = this.filtered(scope, filters, this.deps.clock.now());
+    if (tokens.length) q = q.where(sql<boolean>`lexical_tokens @> ${tokens}::text[]`);
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(this.deps.lexicalScanLimit).execute();
+    const squash = (t: string) => t.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+    const needles = phrases.map(squash);
+    const memories: Memory[] = [];
+    for (const row of rows) {
+      if (memories.length >= k) break;
+      const memory = await this.decrypt(scope, row, keys);
+      const haystack = squash(memory.text);
+      if (needles.every((n) => haystack.includes(n))) memories.push(memory);
+    }
+    return { memories, scanned: rows.length };
   }
 
   /** Everything the end user owns, in every state, for export. */
@@ -371,6 +464,23 @@ export class MemoryService {
     if (!(await this.deps.usage.allow(scope.tenantId, 'queries'))) return { memories: [], degraded: false, quotaExhausted: true };
     const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
     const now = this.deps.clock.now();
+    const { ranked, rows, degraded } = await this.rankFor(scope, input, keys, now);
+    const byId = new Map(rows.map((r) => [Number(r.id), r]));
+    const memories: ScoredMemory[] = [];
+    for (const r of ranked) {
+      const row = byId.get(r.id);
+      if (!row) continue; // deleted or expired since it was cached
+      memories.push({ ...(await this.decrypt(scope, row, keys)), score: r.score, scoreParts: r.parts });
+    }
+    await this.recordQuery(scope, memories.map((m) => m.id), now);
+    return { memories, degraded, quotaExhausted: false };
+  }
+
+  /**
+   * Candidates and their scores for a query: vector hits fused with blind-token lexical matches, ranked
+   * by rankCandidates. The ranking is cached per user generation; `rows` holds the ranked rows.
+   */
+  private async rankFor(scope: EndUserScope, input: QueryInput, keys: TenantKeys, now: Date): Promise<{ ranked: Ranked[]; rows: Array<MemoryRow & { overlap?: number }>; degraded: boolean }> {
     const filters = input.filters ?? {};
     const k = input.k;
     const cacheKey = await this.queryCacheKey(scope, input);
@@ -394,7 +504,7 @@ export class MemoryService {
       const vectorIds = [...semantic.keys()];
       if (vectorIds.length || tokens.length) {
         rows = await this.filtered(scope, filters, now)
-          .select(sql<number>`cardinality(array(select unnest(lexical_tokens) intersect select unnest(${tokens}::text[])))`.as('overlap'))
+          .select(overlapSql(tokens).as('overlap'))
           .where((eb) => eb.or([
             ...(vectorIds.length ? [eb('id', 'in', vectorIds)] : []),
             ...(tokens.length ? [sql<boolean>`lexical_tokens && ${tokens}::text[]`] : []),
@@ -418,15 +528,55 @@ export class MemoryService {
       rows = await this.filtered(scope, filters, now).where('id', 'in', ranked.map((r) => r.id)).execute();
     }
 
-    const byId = new Map(rows.map((r) => [Number(r.id), r]));
-    const memories: ScoredMemory[] = [];
-    for (const r of ranked) {
-      const row = byId.get(r.id);
-      if (!row) continue; // deleted or expired since it was cached
-      memories.push({ ...(await this.decrypt(scope, row, keys)), score: r.score, scoreParts: r.parts });
+    return { ranked, rows, degraded };
+  }
+
+  /**
+   * Why a memory matches a query: the same signals and the same scoring function as /memory/query,
+   * computed for this one memory, plus whether the query's filters admit it and its rank among the top 100.
+   * Reads only; no quota is used and last_accessed_at is not touched.
+   */
+  async explain(scope: EndUserScope, input: { query: string; memoryId: number; weights?: QueryInput['weights']; filters?: QueryFilters }): Promise<Explanation> {
+    const id = input.memoryId;
+    const row = await this.scoped(this.deps.db, scope).where('id', '=', id).where('retention_status', 'in', READABLE_STATUSES).executeTakeFirst();
+    if (!row) throw notFound('Memory not found');
+    const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
+    const now = this.deps.clock.now();
+    const filters = input.filters ?? {};
+    let semantic = 0;
+    let indexed = true;
+    let degraded = false;
+    try {
+      const [vector] = await this.withTimeout(this.deps.embedder.embed([input.query]), this.deps.embedBudgetMs, 'embedder');
+      const hits = await this.withTimeout(this.deps.vectors.query(namespaceForUser(scope.userId), vector, { k: 1, filter: { memoryIds: [id] } }), this.deps.embedBudgetMs, 'vector-store');
+      if (hits[0]?.memoryId === id) semantic = hits[0].score;
+      else indexed = false;
+    } catch (err) {
+      if (!(err instanceof DependencyError)) throw err;
+      degraded = true;
     }
-    await this.recordQuery(scope, memories.map((m) => m.id), now);
-    return { memories, degraded, quotaExhausted: false };
+    const tokens = blindTokens(keys.lexicalKey, lexicalTerms(input.query));
+    const overlap = tokens.length
+      ? await this.scoped(this.deps.db, scope).clearSelect().select(overlapSql(tokens).as('overlap')).where('id', '=', id).executeTakeFirst()
+      : undefined;
+    const lexical = tokens.length ? Number(overlap?.overlap ?? 0) / tokens.length : 0;
+    const breakdown = scoreMemory({ semantic, lexical, createdAt: new Date(row.created_at), importance: Number(row.importance), now, degraded }, resolveWeights(input.weights));
+
+    const admitted = await this.filtered(scope, filters, now).where('id', '=', id).executeTakeFirst();
+    const reasons: string[] = [];
+    if (!admitted) {
+      if (row.retention_status !== 'active') reasons.push(`retention_status is ${row.retention_status}; only active memories are searchable`);
+      if (row.expires_at && new Date(row.expires_at) <= now) reasons.push('expired (expires_at has passed)');
+      if (row.is_summary && !filters.include_summaries) reasons.push('summary memories are excluded unless filters.include_summaries is true');
+      if (reasons.length === 0) reasons.push('excluded by the filters or the project scope');
+    }
+    let rank: number | null = null;
+    if (admitted) {
+      const { ranked } = await this.rankFor(scope, { query: input.query, k: 100, filters, weights: input.weights }, keys, now);
+      const at = ranked.findIndex((r) => r.id === id);
+      rank = at >= 0 ? at + 1 : null;
+    }
+    return { memoryId: id, breakdown, eligible: Boolean(admitted), reasons, rank, indexed, degraded };
   }
 
   /** One statement: touch last_accessed_at of what was returned and count the query. */
@@ -501,9 +651,19 @@ export class MemoryService {
     };
   }
 
-  private async afterInsert(trx: Kysely<Database>, scope: EndUserScope, row: MemoryRow, meta: AuditMeta, embedTaskId: string, options: { auditEvent?: string | null; webhookEvent?: string | null }) {
+  private async afterInsert(trx: Kysely<Database>, scope: EndUserScope, row: MemoryRow, meta: AuditMeta, embedTaskId: string, options: { auditEvent?: string | null; webhookEvent?: string | null; links?: AddInput['links'] }) {
     const id = Number(row.id);
     await trx.insertInto('memory_events').values({ tenant_id: scope.tenantId, memory_id: id, event_type: 'created', data: JSON.stringify({ source: row.source }) }).execute();
+    if (options.links?.to.length) {
+      // Only memories of the same end user can be linked: the targets are selected through the scope.
+      await trx
+        .insertInto('memory_links')
+        .columns(['tenant_id', 'user_id', 'from_memory_id', 'to_memory_id', 'kind'])
+        .expression((eb) => eb.selectFrom('memories').select([eb.val(scope.tenantId).as('tenant_id'), eb.val(scope.userId).as('user_id'), eb.val(id).as('from_memory_id'), 'id', eb.val(options.links!.kind).as('kind')])
+          .where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', 'in', options.links!.to))
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    }
     await this.adjustProjectCounts(trx, scope.tenantId, [row.project_id], 1);
     await this.deps.usage.record(trx, scope.tenantId, 'adds');
     const tasks = [this.embedTask(scope, embedTaskId, 'embed', id)];
@@ -516,11 +676,13 @@ export class MemoryService {
     }
   }
 
-  private embedTask(scope: EndUserScope, id: string, type: string, memoryId: number): Task {
-    return { id, family: 'embedding', tenantId: scope.tenantId, type, payload: { userId: scope.userId, memoryIds: [memoryId] }, createdAt: this.deps.clock.now().toISOString() };
+  /** An embedding-family task for one memory (`embed`, `sync-metadata`). */
+  embedTask(scope: Pick<EndUserScope, 'tenantId' | 'userId'>, id: string, type: string, memoryId: number | number[]): Task {
+    return { id, family: 'embedding', tenantId: scope.tenantId, type, payload: { userId: scope.userId, memoryIds: Array.isArray(memoryId) ? memoryId : [memoryId] }, createdAt: this.deps.clock.now().toISOString() };
   }
 
-  private webhookTask(scope: EndUserScope, event: string, data: Record<string, unknown>): Task {
+  /** A webhook fan-out task for one event of this end user (delivered after commit by the webhook worker). */
+  webhookTask(scope: EndUserScope, event: string, data: Record<string, unknown>): Task {
     const family: TaskFamily = 'webhook-delivery';
     return {
       id: randomUUID(), family, tenantId: scope.tenantId, type: 'fanout',
@@ -671,7 +833,7 @@ export class MemoryService {
     return `q:${scope.tenantId}:${scope.userId}:${gen ?? 0}:${sha256Hex(JSON.stringify([scope.projectId, input]))}`;
   }
 
-  private async invalidateQueries(scope: EndUserScope) {
+  async invalidateQueries(scope: Pick<EndUserScope, 'tenantId' | 'userId'>) {
     await this.deps.cache.incr(`qgen:${scope.tenantId}:${scope.userId}`, 86_400);
   }
 }

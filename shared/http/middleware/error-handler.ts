@@ -4,6 +4,7 @@ import { ZodError } from 'zod';
 import { AppError, DatabaseUnavailableError } from '../../errors.ts';
 import { renderProtocolError } from '../protocol-errors.ts';
 import { stateOf, type ApiRequest } from '../types.ts';
+import { canonicalEnvelopeOnly } from '../v2-errors.ts';
 
 /** Driver errors that mean "the database is unreachable", rendered as a clean 503. */
 const DB_DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
@@ -70,6 +71,6 @@ export const errorHandler = (opts: { logger: Logger }): MiddlewareObj => ({
     if (appError.status >= 500 && appError.code === 'INTERNAL_ERROR') {
       opts.logger.error('unhandled error', { requestId: stateOf(req).requestId, error: req.error });
     }
-    req.response = renderProtocolError(req.event.path ?? '', appError, stateOf(req).requestId) ?? renderError(appError, stateOf(req).requestId);
+    req.response = canonicalEnvelopeOnly(req.event.path ?? '', renderProtocolError(req.event.path ?? '', appError, stateOf(req).requestId) ?? renderError(appError, stateOf(req).requestId));
   },
 });

@@ -5,6 +5,7 @@ import type { Embedder } from '../../ports/embedder.ts';
 import type { VectorStore } from '../../ports/vector-store.ts';
 import type { IdentityService } from '../../services/identity-service.ts';
 import type { MemoryService } from '../../services/memory-service.ts';
+import type { RecallFeatures } from '../../services/recall-features.ts';
 import type { UsageService } from '../../services/usage-service.ts';
 import type { OrgService } from '../../services/org-service.ts';
 import type { BillingService } from '../../services/billing-service.ts';
@@ -20,6 +21,7 @@ import { mcpRoutes } from './mcp-routes.ts';
 import { healthRoutes } from './health-routes.ts';
 import { identityRoutes } from './identity-routes.ts';
 import { memoryRoutes } from './memory-routes.ts';
+import { recallFeatureRoutes } from './recall-routes.ts';
 import { openApiRoutes } from './openapi-routes.ts';
 import { orgRoutes } from './org-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
@@ -32,6 +34,7 @@ export interface RouteDeps {
   cache: Cache;
   identity: IdentityService;
   memories: MemoryService;
+  recall: RecallFeatures;
   oidc: OidcService;
   oauth: OAuthService;
   scim: ScimService;
@@ -47,6 +50,7 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...healthRoutes(deps),
     ...identityRoutes(deps.identity, deps.usage),
     ...memoryRoutes(deps.memories),
+    ...recallFeatureRoutes(deps.recall, deps.memories),
     ...orgRoutes(deps),
     ...adminRoutes(deps.admin),
     ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),

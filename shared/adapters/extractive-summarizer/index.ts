@@ -1,0 +1,1 @@
+export { createExtractiveSummarizer, type ExtractiveSummarizerOptions } from './extractive-summarizer.ts';
