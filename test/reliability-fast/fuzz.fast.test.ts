@@ -1,0 +1,3 @@
+import { fuzzSuite } from '../reliability/lib/fuzz-suite.ts';
+
+fuzzSuite('fast');

@@ -1,0 +1,3 @@
+import { loadSuite } from '../reliability/lib/load-suite.ts';
+
+loadSuite('fast', ['embedded']);

@@ -1,0 +1,3 @@
+import { fuzzSuite } from './lib/fuzz-suite.ts';
+
+fuzzSuite('full');

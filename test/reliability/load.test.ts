@@ -1,0 +1,3 @@
+import { loadSuite } from './lib/load-suite.ts';
+
+loadSuite('full');
