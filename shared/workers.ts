@@ -1,12 +1,16 @@
 import type { App } from './app.ts';
 import type { TaskFamily } from './ports/queue.ts';
 import { embeddingHandlers } from './tasks/embedding-tasks.ts';
+import { webhookDeliveryHandlers } from './tasks/webhook-delivery.ts';
+import { siemForwardingHandlers } from './tasks/siem-forwarding.ts';
 import { createTaskWorker, type TaskHandler, type TaskWorker } from './tasks/worker-runtime.ts';
 
 /** Task handlers of each family, shared by the worker Lambdas and the local queue. */
 export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string, TaskHandler>>> {
   return {
     embedding: embeddingHandlers(app.memories) as Record<string, TaskHandler>,
+    'webhook-delivery': webhookDeliveryHandlers(app),
+    'siem-forwarding': siemForwardingHandlers(app),
   };
 }
 

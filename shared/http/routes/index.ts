@@ -13,6 +13,9 @@ import type { AdminService } from '../../services/admin-service.ts';
 import type { OidcService } from '../../services/oidc-service.ts';
 import type { OAuthService } from '../../services/oauth-service.ts';
 import type { ScimService } from '../../services/scim/scim-service.ts';
+import type { WebhookService } from '../../services/webhook-service.ts';
+import type { SiemService } from '../../services/siem-service.ts';
+import type { SiemForwardingDeps } from '../../tasks/siem-forwarding.ts';
 import type { RouteDefinition } from '../types.ts';
 import { ssoRoutes } from './sso-routes.ts';
 import { oauthRoutes } from './oauth-routes.ts';
@@ -25,6 +28,8 @@ import { recallFeatureRoutes } from './recall-routes.ts';
 import { openApiRoutes } from './openapi-routes.ts';
 import { orgRoutes } from './org-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { webhookRoutes } from './webhook-routes.ts';
+import { siemRoutes } from './siem-routes.ts';
 
 export interface RouteDeps {
   config: Config;
@@ -42,6 +47,9 @@ export interface RouteDeps {
   org: OrgService;
   billing: BillingService;
   admin: AdminService;
+  webhooks: WebhookService;
+  siem: SiemService;
+  siemForwarding: SiemForwardingDeps;
 }
 
 /** The route table of the API: one list, used by the router, the OpenAPI document and the tests. */
@@ -53,6 +61,7 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...recallFeatureRoutes(deps.recall, deps.memories),
     ...orgRoutes(deps),
     ...adminRoutes(deps.admin),
+    ...webhookRoutes(deps.webhooks), ...siemRoutes(deps.siem, deps.siemForwarding),
     ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
   ];
   return [...routes, ...openApiRoutes(() => routes)];
