@@ -3,6 +3,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { LAMBDA_ENTRIES } from '../bundling.ts';
+import { encryptedLogGroup } from './log-group.ts';
 import { MemorySyncFunction, type FunctionPlacement } from './memorysync-function.ts';
 
 export interface ApiProps {
@@ -36,11 +37,7 @@ export class Api extends Construct {
       memorySize: 1024,
       reservedConcurrentExecutions: props.reservedConcurrency,
     });
-    const accessLogs = new logs.LogGroup(this, 'AccessLogs', {
-      retention: logs.RetentionDays.THREE_MONTHS,
-      encryptionKey: props.placement.key,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
+    const accessLogs = encryptedLogGroup(this, 'AccessLogs', props.placement.key, logs.RetentionDays.THREE_MONTHS);
     this.restApi = new apigw.LambdaRestApi(this, 'RestApi', {
       handler: this.handler.function,
       proxy: true,

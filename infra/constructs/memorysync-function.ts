@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import { resolve } from 'node:path';
 import { bundleAliases, LAMBDA_BUNDLE, REPO_ROOT } from '../bundling.ts';
 import { CONTEXT } from '../profile.ts';
+import { encryptedLogGroup } from './log-group.ts';
 
 export interface MemorySyncFunctionProps {
   /** entry file relative to the repository root, e.g. `functions/api.ts` */
@@ -46,11 +47,7 @@ export class MemorySyncFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: MemorySyncFunctionProps) {
     super(scope, id);
-    this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      encryptionKey: props.key,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
+    this.logGroup = encryptedLogGroup(this, 'Logs', props.key, props.logRetention);
     const common = {
       description: props.description,
       runtime: lambda.Runtime.NODEJS_22_X,

@@ -48,11 +48,28 @@ export class Observability extends Construct {
       enforceSSL: true,
     });
     if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
-    const page = (alarm: cloudwatch.Alarm) => {
+    /** An alarm that pages: above `threshold` (or at it, with `orEqual`), missing data is fine. */
+    const page = (
+      id: string,
+      description: string,
+      metric: cloudwatch.IMetric,
+      threshold: number,
+      options: { periods?: number; datapoints?: number; orEqual?: boolean } = {},
+    ) => {
+      const alarm = new cloudwatch.Alarm(this, id, {
+        alarmDescription: description,
+        metric,
+        threshold,
+        comparisonOperator: options.orEqual
+          ? cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+          : cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: options.periods ?? 1,
+        datapointsToAlarm: options.datapoints,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
       alarm.addAlarmAction(new cwActions.SnsAction(this.topic));
       alarm.addOkAction(new cwActions.SnsAction(this.topic));
       this.alarms.push(alarm);
-      return alarm;
     };
 
     const api = props.restApi;
@@ -68,68 +85,27 @@ export class Observability extends Construct {
       period: FIVE_MINUTES,
     });
 
-    page(
-      new cloudwatch.Alarm(this, 'Api5xxRate', {
-        alarmDescription: 'API 5xx responses above the threshold share of requests',
-        metric: errorRate,
-        threshold: props.serverErrorRatePercent ?? 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        datapointsToAlarm: 2,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    );
-    page(
-      new cloudwatch.Alarm(this, 'ApiP99Latency', {
-        alarmDescription: 'API p99 latency high for 15 minutes',
-        metric: p99,
-        threshold: props.p99LatencyMs ?? 3000,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 3,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-    );
+    page('Api5xxRate', 'API 5xx responses above the threshold share of requests', errorRate, props.serverErrorRatePercent ?? 1, {
+      periods: 3,
+      datapoints: 2,
+    });
+    page('ApiP99Latency', 'API p99 latency high for 15 minutes', p99, props.p99LatencyMs ?? 3000, { periods: 3 });
     const deadLetterQueues = [
       ...props.queues.map(({ family, deadLetterQueue }) => ({ name: family, queue: deadLetterQueue })),
       ...(props.extraDeadLetterQueues ?? []),
     ];
     for (const { name, queue } of deadLetterQueues) {
-      page(
-        new cloudwatch.Alarm(this, `DeadLetters-${name}`, {
-          alarmDescription: `Messages parked in the ${name} dead-letter queue`,
-          metric: queue.metricApproximateNumberOfMessagesVisible({ period: FIVE_MINUTES, statistic: 'Maximum' }),
-          threshold: 0,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-      );
+      const depth = queue.metricApproximateNumberOfMessagesVisible({ period: FIVE_MINUTES, statistic: 'Maximum' });
+      page(`DeadLetters-${name}`, `Messages parked in the ${name} dead-letter queue`, depth, 0);
     }
     // The schedule function is left out: reserved concurrency 1 throttles overlapping runs by design.
     const throttled = [{ name: 'api', fn: props.apiFunction }, ...props.workers.map((w) => ({ name: w.family, fn: w.fn }))];
     for (const { name, fn } of throttled) {
-      page(
-        new cloudwatch.Alarm(this, `Throttles-${name}`, {
-          alarmDescription: `Lambda throttles on the ${name} function`,
-          metric: fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' }),
-          threshold: 0,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-      );
+      page(`Throttles-${name}`, `Lambda throttles on the ${name} function`, fn.metricThrottles({ period: FIVE_MINUTES, statistic: 'Sum' }), 0);
     }
     if (props.domain) {
-      page(
-        new cloudwatch.Alarm(this, 'SearchClusterRed', {
-          alarmDescription: 'OpenSearch cluster status red: at least one primary shard unassigned',
-          metric: props.domain.metricClusterStatusRed({ period: Duration.minutes(1), statistic: 'Maximum' }),
-          threshold: 1,
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
-      );
+      const red = props.domain.metricClusterStatusRed({ period: Duration.minutes(1), statistic: 'Maximum' });
+      page('SearchClusterRed', 'OpenSearch cluster status red: at least one primary shard unassigned', red, 1, { orEqual: true });
     }
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', { defaultInterval: Duration.hours(3) });

@@ -1,12 +1,11 @@
-import { Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as opensearch from 'aws-cdk-lib/aws-opensearchservice';
 import * as triggers from 'aws-cdk-lib/triggers';
-import { Duration } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
+import { encryptedLogGroup } from './log-group.ts';
 import { MemorySyncFunction } from './memorysync-function.ts';
 
 export interface SearchProps {
@@ -51,12 +50,7 @@ export class Search extends Construct {
       securityGroups: [props.appSecurityGroup],
     });
 
-    const logGroup = (name: string) =>
-      new logs.LogGroup(this, name, {
-        retention: logs.RetentionDays.ONE_MONTH,
-        encryptionKey: props.key,
-        removalPolicy: RemovalPolicy.DESTROY,
-      });
+    const logGroup = (name: string) => encryptedLogGroup(this, name, props.key);
     const isolated = props.vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_ISOLATED });
     this.domain = new opensearch.Domain(this, 'Domain', {
       version: opensearch.EngineVersion.OPENSEARCH_2_19,
