@@ -399,6 +399,10 @@ export interface Database {
   scim_users: ScimUsersTable;
   groups: GroupsTable;
   group_members: GroupMembersTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_delivery_attempts: WebhookDeliveryAttemptsTable;
+  siem_forwarders: SiemForwardersTable;
 }
 
 export type MemoryRow = Selectable<MemoriesTable>;
