@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { createApp, type AdapterOverrides, type App } from '#shared/app.ts';
 import type { Config } from '#shared/config.ts';
 import { AppError } from '#shared/errors.ts';
@@ -52,7 +53,7 @@ export async function startLocalServer(config: Config, overrides: AdapterOverrid
       for await (const chunk of req) {
         size += (chunk as Buffer).length;
         if (size > HARD_BODY_CAP) {
-          writeProxyResult(res, renderError(new AppError('PAYLOAD_TOO_LARGE', 413, `Request body exceeds ${config.MAX_BODY_BYTES} bytes`), 'none'));
+          writeProxyResult(res, renderError(new AppError('PAYLOAD_TOO_LARGE', 413, `Request body exceeds ${config.MAX_BODY_BYTES} bytes`), randomUUID()));
           req.destroy();
           return;
         }
@@ -62,7 +63,7 @@ export async function startLocalServer(config: Config, overrides: AdapterOverrid
       writeProxyResult(res, result);
     })().catch((err) => {
       app.logger.error('local server failed to answer', { error: err });
-      if (!res.headersSent) writeProxyResult(res, renderError(new AppError('INTERNAL_ERROR', 500, 'Internal server error'), 'none'));
+      if (!res.headersSent) writeProxyResult(res, renderError(new AppError('INTERNAL_ERROR', 500, 'Internal server error'), randomUUID()));
     });
     inFlight.add(work);
     work.finally(() => inFlight.delete(work));
