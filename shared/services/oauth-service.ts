@@ -179,6 +179,8 @@ export class OAuthService {
     const target = new URL(pending.redirectUri);
     if (pending.state !== null) target.searchParams.set('state', pending.state);
     if (!approve) {
+      await writeAudit(this.deps.db, { ...auditBase(meta), tenantId: pending.tenantId, userId: pending.userId, principal: principalLabel(principal), eventType: 'oauth.denied', category: 'security', resourceType: 'oauth_app', resourceId: pending.appId, action: 'deny', status: 'success', statusCode: 302 });
+      meta.audit.written = true;
       target.searchParams.set('error', 'access_denied');
       return { redirectTo: target.toString() };
     }

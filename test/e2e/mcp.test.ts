@@ -7,6 +7,7 @@ import { bearer, signupOwner } from '../support/accounts.ts';
 describe('MCP endpoint (streamable HTTP, stateless) with the SDK client', () => {
   let server: TestServer;
   let key: string;
+  let tenantId: string;
   const clients: Client[] = [];
 
   async function connect(headers: Record<string, string>): Promise<Client> {
@@ -19,7 +20,7 @@ describe('MCP endpoint (streamable HTTP, stateless) with the SDK client', () => 
 
   beforeAll(async () => {
     server = await startTestServer();
-    ({ apiKey: key } = await server.newTenant());
+    ({ apiKey: key, tenantId } = await server.newTenant());
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
@@ -77,6 +78,19 @@ describe('MCP endpoint (streamable HTTP, stateless) with the SDK client', () => 
     expect(payload(await reader.callTool({ name: 'query_memories', arguments: { query: 'anything' } })).memories).toEqual([]);
     const noRead = await server.call('POST', '/org/api-keys', { headers: bearer(owner.token), body: { name: 'writer', scopes: ['memories:write'] } });
     await expect(connect(keyHeaders(noRead.body.key, 'mcp-dave'))).rejects.toMatchObject({ code: 403, message: expect.stringContaining('INSUFFICIENT_SCOPE') });
+  });
+
+  it('writes exactly one audit row per MCP request and refuses JSON-RPC batches', async () => {
+    const client = await connect(keyHeaders(key, 'mcp-erin'));
+    const auditRows = () => server.app.db.kysely.selectFrom('audit_logs').select(['event_type']).where('tenant_id', '=', tenantId).orderBy('id').execute();
+    const before = (await auditRows()).length;
+    await client.callTool({ name: 'add_memory', arguments: { text: 'Erin keeps her bike in the basement.' } });
+    const afterAdd = await auditRows();
+    expect(afterAdd.slice(before).map((r) => r.event_type)).toEqual(['memory.create']);
+    await client.callTool({ name: 'query_memories', arguments: { query: 'bike' } });
+    expect((await auditRows()).slice(afterAdd.length).map((r) => r.event_type)).toEqual(['mcp.request']);
+    const batch = await server.call('POST', '/mcp', { headers: { ...keyHeaders(key, 'mcp-erin'), accept: 'application/json, text/event-stream' }, body: [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }] });
+    expect(batch.status).toBe(422);
   });
 
   it('answers GET /mcp with 405: this stateless server offers no SSE stream', async () => {

@@ -137,6 +137,8 @@ describe('OAuth 2.0 apps over HTTP', () => {
     expect(location.searchParams.get('error')).toBe('access_denied');
     expect(location.searchParams.get('state')).toBe('s9');
     expect(location.searchParams.get('code')).toBeNull();
+    const rows = await server.app.db.kysely.selectFrom('audit_logs').select('event_type').where('request_id', '=', denied.headers.get('x-request-id')!).execute();
+    expect(rows.map((r) => r.event_type)).toEqual(['oauth.denied']);
   });
 
   it('issues client-credentials tokens to confidential clients only, limited to the requested scope', async () => {

@@ -12,7 +12,10 @@ import type { RouteContext, RouteDefinition, RouteResult } from '../types.ts';
 import { auditMeta, route } from './route.ts';
 import { VERSION } from './health-routes.ts';
 
-/** One JSON-RPC 2.0 message (or a batch); the SDK validates the rest. */
+/**
+ * One JSON-RPC 2.0 message; the SDK validates the rest. Batches are refused (MCP dropped them in
+ * 2025-06-18), which also keeps every POST to one audited action.
+ */
 const jsonRpcMessage = z.looseObject({
   jsonrpc: z.literal('2.0'),
   id: z.union([z.string(), z.number()]).optional(),
@@ -21,7 +24,7 @@ const jsonRpcMessage = z.looseObject({
   result: z.unknown().optional(),
   error: z.unknown().optional(),
 });
-export const mcpBody = z.union([jsonRpcMessage, z.array(jsonRpcMessage).min(1).max(20)]);
+export const mcpBody = jsonRpcMessage;
 
 const text = (value: unknown): CallToolResult => ({ content: [{ type: 'text', text: JSON.stringify(value) }] });
 const refused = (message: string): CallToolResult => ({ content: [{ type: 'text', text: message }], isError: true });
@@ -87,7 +90,9 @@ async function handleMcp(memories: MemoryService, ctx: RouteContext): Promise<Ro
   const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
   try {
     await server.connect(transport);
-    const request = new Request(`${publicOrigin(ctx)}/mcp`, { method: 'POST', headers: ctx.headers });
+    // The body travels parsed; its length header would describe a body this Request does not carry.
+    const requestHeaders = Object.fromEntries(Object.entries(ctx.headers).filter(([k]) => k !== 'content-length'));
+    const request = new Request(`${publicOrigin(ctx)}/mcp`, { method: 'POST', headers: requestHeaders });
     const response = await transport.handleRequest(request, { parsedBody: ctx.body });
     const headers: Record<string, string> = {};
     response.headers.forEach((value, key) => {
