@@ -473,7 +473,34 @@ export class MemoryService {
       memories.push({ ...(await this.decrypt(scope, row, keys)), score: r.score, scoreParts: r.parts });
     }
     await this.recordQuery(scope, memories.map((m) => m.id), now);
+    await this.emitQueried(scope, memories, degraded);
     return { memories, degraded, quotaExhausted: false };
+  }
+
+  /**
+   * `memory.queried` is emitted only when the tenant has an active webhook subscribed to it (matching the
+   * project), so queries of everyone else write no outbox row. The subscription check is cached briefly.
+   */
+  private async emitQueried(scope: EndUserScope, memories: ScoredMemory[], degraded: boolean): Promise<void> {
+    const key = `whsub:${scope.tenantId}:${scope.projectId ?? '-'}:memory.queried`;
+    let subscribed = await this.deps.cache.get<boolean>(key);
+    if (subscribed === undefined) {
+      const row = await this.deps.db
+        .selectFrom('webhooks')
+        .select('id')
+        .where('tenant_id', '=', scope.tenantId)
+        .where('status', '=', 'active')
+        .where(sql<boolean>`events @> ${JSON.stringify(['memory.queried'])}::jsonb`)
+        .where((eb) => eb.or([eb('project_id', 'is', null), ...(scope.projectId ? [eb('project_id', '=', scope.projectId)] : [])]))
+        .limit(1)
+        .executeTakeFirst();
+      subscribed = row !== undefined;
+      await this.deps.cache.set(key, subscribed, Math.min(this.deps.cacheTtlSeconds, 60));
+    }
+    if (!subscribed) return;
+    const task = this.webhookTask(scope, 'memory.queried', { memory_ids: memories.map((m) => m.id), count: memories.length, degraded });
+    await this.deps.db.transaction().execute((trx) => this.deps.outbox.enqueue(trx, [task]));
+    await this.deps.outbox.relay([task.id]);
   }
 
   /**

@@ -308,3 +308,29 @@ describe('recall features over HTTP', () => {
     });
   });
 });
+
+describe('memory.queried webhook events', () => {
+  let server: TestServer;
+  let key: string;
+  let tenantId: string;
+  const queriedTasks = async () => (await server.app.db.kysely.selectFrom('outbox').select('payload').where('type', '=', 'fanout').where('tenant_id', '=', tenantId).execute())
+    .filter((r) => (r.payload as { event?: string }).event === 'memory.queried');
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    ({ apiKey: key, tenantId } = await server.newTenant('webhooks'));
+    await server.call('POST', '/memory/add', { headers: keyHeaders(key, 'wh-user'), body: { text: 'A memory for the queried webhook test.' } });
+  });
+  afterAll(() => server.stop());
+
+  it('writes no outbox row per query until the tenant subscribes a webhook to memory.queried', async () => {
+    await server.call('POST', '/memory/query', { headers: keyHeaders(key, 'wh-user'), body: { query: 'queried webhook' } });
+    expect(await queriedTasks()).toEqual([]);
+    await server.app.db.kysely.insertInto('webhooks').values({ id: 'wh_test_queried', tenant_id: tenantId, project_id: null, name: 'queries', url: 'https://example.test/hook', description: null, events: JSON.stringify(['memory.queried']), secret_ciphertext: new Uint8Array([1]), auth_header_name: null, auth_header_value_ciphertext: null, created_by: null }).execute();
+    await server.app.cache.del(`whsub:${tenantId}:-:memory.queried`);
+    const q = await server.call('POST', '/memory/query', { headers: keyHeaders(key, 'wh-user'), body: { query: 'queried webhook' } });
+    const tasks = await queriedTasks();
+    expect(tasks).toHaveLength(1);
+    expect(tasks[0].payload).toMatchObject({ event: 'memory.queried', endUserId: 'wh-user', data: { memory_ids: q.body.memories.map((m: any) => m.id), count: 1 } });
+  });
+});
