@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import type { VectorFilter, VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
+import { vectorErrors, vectorFilterSql } from '../pg-common/vector-sql.ts';
+import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
 
 export interface PgArrayStoreOptions {
   db: Kysely<any>;
@@ -19,29 +20,10 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
   const table = sql.table(tableName);
   let dims = 0;
 
-  const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof DependencyError) throw err;
-      throw new DependencyError('vector-store', `pg-array ${what} failed`, { cause: err });
-    }
-  };
+  const wrap = vectorErrors('pg-array');
   const normalize = (v: number[]) => {
     const n = Math.hypot(...v) || 1;
     return v.map((x) => x / n);
-  };
-  const filterSql = (namespace: string, f: VectorFilter = {}): RawBuilder<unknown> => {
-    const parts: RawBuilder<unknown>[] = [sql`namespace = ${namespace}`];
-    if (f.memoryIds) parts.push(sql`memory_id = any(${f.memoryIds}::bigint[])`);
-    if (f.tiers) parts.push(sql`tier = any(${f.tiers}::text[])`);
-    if (f.retentionStatus) parts.push(sql`retention_status = any(${f.retentionStatus}::text[])`);
-    if (f.environment !== undefined) parts.push(sql`environment = ${f.environment}`);
-    if (f.projectId === null) parts.push(sql`project_id is null`);
-    else if (f.projectId !== undefined) parts.push(sql`project_id = ${f.projectId}`);
-    if (f.tagsAny?.length) parts.push(sql`tags && ${f.tagsAny}::text[]`);
-    if (f.sources?.length) parts.push(sql`source = any(${f.sources}::text[])`);
-    return sql.join(parts, sql` and `);
   };
 
   return {
@@ -80,7 +62,7 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
         const q = normalize(vector);
         const r = await sql<{ memory_id: number | string; score: number }>`
           select memory_id, (select sum(a * b) from unnest(embedding, ${q}::real[]) as t(a, b)) as score
-          from ${table} where ${filterSql(namespace, query.filter)}
+          from ${table} where ${vectorFilterSql(namespace, query.filter)}
           order by score desc, memory_id desc limit ${query.k}`.execute(db);
         return r.rows.map((x) => ({ memoryId: Number(x.memory_id), score: Number(x.score) }));
       });

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import type { VectorFilter, VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
+import { vectorErrors, vectorFilterSql } from '../pg-common/vector-sql.ts';
+import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
 
 export interface PgvectorStoreOptions {
   /** the kysely instance of the database that holds the vectors (the same PGlite or PostgreSQL) */
@@ -23,27 +24,8 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
   const tableName = options.table ?? 'memory_vectors';
   const efSearch = options.efSearch ?? 100;
 
-  const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof DependencyError) throw err;
-      throw new DependencyError('vector-store', `pgvector ${what} failed`, { cause: err });
-    }
-  };
+  const wrap = vectorErrors('pgvector');
 
-  const filterSql = (namespace: string, filter: VectorFilter = {}): RawBuilder<unknown> => {
-    const parts: RawBuilder<unknown>[] = [sql`namespace = ${namespace}`];
-    if (filter.memoryIds) parts.push(sql`memory_id = any(${filter.memoryIds}::bigint[])`);
-    if (filter.tiers) parts.push(sql`tier = any(${filter.tiers}::text[])`);
-    if (filter.retentionStatus) parts.push(sql`retention_status = any(${filter.retentionStatus}::text[])`);
-    if (filter.environment !== undefined) parts.push(sql`environment = ${filter.environment}`);
-    if (filter.projectId === null) parts.push(sql`project_id is null`);
-    else if (filter.projectId !== undefined) parts.push(sql`project_id = ${filter.projectId}`);
-    if (filter.tagsAny?.length) parts.push(sql`tags && ${filter.tagsAny}::text[]`);
-    if (filter.sources?.length) parts.push(sql`source = any(${filter.sources}::text[])`);
-    return sql.join(parts, sql` and `);
-  };
 
   return {
     kind: 'pgvector',
@@ -104,7 +86,7 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
           const result = await sql<{ memory_id: number | string; distance: number }>`
             select memory_id, embedding <=> ${literal}::vector as distance
             from ${table}
-            where ${filterSql(namespace, query.filter)}
+            where ${vectorFilterSql(namespace, query.filter)}
             order by embedding <=> ${literal}::vector
             limit ${query.k}`.execute(trx);
           return result.rows

@@ -1,0 +1,32 @@
+import { sql, type RawBuilder } from 'kysely';
+import { DependencyError } from '../../errors.ts';
+import type { VectorFilter } from '../../ports/vector-store.ts';
+
+/**
+ * The WHERE clause of every vector statement in PostgreSQL (pgvector and pg-array): the namespace
+ * always comes first, so no statement built here can reach another user's vectors.
+ */
+export function vectorFilterSql(namespace: string, filter: VectorFilter = {}): RawBuilder<unknown> {
+  const parts: RawBuilder<unknown>[] = [sql`namespace = ${namespace}`];
+  if (filter.memoryIds) parts.push(sql`memory_id = any(${filter.memoryIds}::bigint[])`);
+  if (filter.tiers) parts.push(sql`tier = any(${filter.tiers}::text[])`);
+  if (filter.retentionStatus) parts.push(sql`retention_status = any(${filter.retentionStatus}::text[])`);
+  if (filter.environment !== undefined) parts.push(sql`environment = ${filter.environment}`);
+  if (filter.projectId === null) parts.push(sql`project_id is null`);
+  else if (filter.projectId !== undefined) parts.push(sql`project_id = ${filter.projectId}`);
+  if (filter.tagsAny?.length) parts.push(sql`tags && ${filter.tagsAny}::text[]`);
+  if (filter.sources?.length) parts.push(sql`source = any(${filter.sources}::text[])`);
+  return sql.join(parts, sql` and `);
+}
+
+/** Maps driver failures to DependencyError('vector-store') so callers degrade instead of failing. */
+export function vectorErrors(kind: string) {
+  return async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof DependencyError) throw err;
+      throw new DependencyError('vector-store', `${kind} ${what} failed`, { cause: err });
+    }
+  };
+}
