@@ -141,7 +141,7 @@ export class OidcService {
    * expiry, nonce), and the account is found by its link, by verified email in the same tenant, or
    * created. Returns the same AuthResult as `/auth/login`.
    */
-  async completeLogin(providerId: string, input: { code?: string; state?: string; error?: string; error_description?: string }, meta: AuditMeta): Promise<AuthResult> {
+  async completeLogin(providerId: string, input: { code?: string; state?: string; iss?: string; error?: string; error_description?: string }, meta: AuditMeta): Promise<AuthResult> {
     if (input.error) throw unauthorized(`The identity provider refused the login: ${input.error}`, 'SSO_DENIED');
     if (!input.code || !input.state) throw new AppError('VALIDATION_ERROR', 422, 'code and state are required', []);
     const saved = await this.deps.cache.get<LoginState>(stateKey(input.state));
@@ -149,6 +149,8 @@ export class OidcService {
     if (!saved || saved.providerId !== providerId) throw unauthorized('Unknown or expired login state', 'SSO_STATE_INVALID');
     const provider = await this.providerOrThrow(providerId);
     const discovery = await this.discover(provider.issuer);
+    // RFC 9207: an issuer that names itself in the response must be the one this login went to (mix-up defence).
+    if (input.iss !== undefined && input.iss !== discovery.issuer) throw unauthorized('The response comes from another issuer', 'SSO_ISSUER_MISMATCH');
     const tokens = await this.exchangeCode(provider, discovery, input.code, saved.verifier);
     const claims = await this.verifyIdToken(provider, discovery, tokens.id_token, saved.nonce);
     let email = typeof claims.email === 'string' ? claims.email : undefined;

@@ -180,6 +180,14 @@ describe('OIDC login against a local oidc-provider issuer', () => {
     const state = new URL(callback).searchParams.get('state');
     const replay = await fetch(callback, { redirect: 'manual', headers: { cookie: `ms_oidc_state=${state}` } });
     expect(replay.status).toBe(401);
+    // RFC 9207 mix-up defence: a response naming another issuer is refused before any code exchange
+    const mixedUp = await login(new Browser(), 'sub-bob');
+    const forged = new URL(mixedUp.callback);
+    expect(forged.searchParams.get('iss')).toBe(issuer);
+    forged.searchParams.set('iss', 'https://attacker.example');
+    const refused = await mixedUp.browser.get(forged.toString());
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as any).error.code).toBe('SSO_ISSUER_MISMATCH');
     const denied = await server.call('GET', `/sso/oidc/${sso.id}/callback?error=access_denied&state=x`);
     expect(denied.status).toBe(401);
     expect(denied.body.error.code).toBe('SSO_DENIED');

@@ -49,6 +49,8 @@ describe('OpenAPI document and /docs', () => {
     expect(doc.paths['/memory/add'].post.parameters.map((p: any) => p.name)).toEqual(expect.arrayContaining(['X-End-User-ID', 'X-Project-ID']));
     expect(doc.paths['/org/oauth/apps'].post['x-min-role']).toBe('admin');
     expect(doc.components.securitySchemes.OAuth2.flows.authorizationCode.tokenUrl).toBe('/oauth/token');
+    const operationIds = Object.values<Record<string, any>>(doc.paths).flatMap((item) => METHODS.filter((m) => item[m]).map((m) => item[m].operationId));
+    expect(new Set(operationIds).size).toBe(operationIds.length);
   });
 
   it('has no route whose body or path parameters lack a schema', () => {
