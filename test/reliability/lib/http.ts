@@ -20,7 +20,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: 16 });
  * One HTTP request with full control over what goes on the wire: raw (even invalid) paths, repeated
  * headers (array values become repeated header lines), raw bytes as the body.
  */
-export function rawRequest(baseUrl: string, req: RawRequest, timeoutMs = 30_000): Promise<RawResponse> {
+export function rawRequest(baseUrl: string, req: RawRequest, timeoutMs = 30_000, retried = false): Promise<RawResponse> {
   const url = new URL(baseUrl);
   // Node sends GET/DELETE bodies without framing unless told the length; say it, as real clients do.
   const headers = req.body !== undefined && !Object.keys(req.headers ?? {}).some((h) => h.toLowerCase() === 'content-length')
@@ -43,7 +43,11 @@ export function rawRequest(baseUrl: string, req: RawRequest, timeoutMs = 30_000)
       res.on('error', reject);
     });
     r.on('timeout', () => r.destroy(new Error(`no answer within ${timeoutMs} ms: ${req.method} ${req.path.slice(0, 80)}`)));
-    r.on('error', reject);
+    r.on('error', (err: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed meanwhile: the request never reached it (Node's documented retry case).
+      if (!retried && r.reusedSocket && err.code === 'ECONNRESET') rawRequest(baseUrl, req, timeoutMs, true).then(resolve, reject);
+      else reject(err);
+    });
     if (req.body !== undefined) r.end(req.body);
     else r.end();
   });

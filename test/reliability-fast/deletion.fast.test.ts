@@ -1,0 +1,3 @@
+import { deletionSuite } from '../reliability/lib/deletion-suite.ts';
+
+deletionSuite('fast', ['embedded']);

@@ -1,0 +1,3 @@
+import { deletionSuite } from './lib/deletion-suite.ts';
+
+deletionSuite('full', ['embedded', 'postgres']);

@@ -1,0 +1,3 @@
+import { tenancySuite } from './lib/tenancy-suite.ts';
+
+tenancySuite('full');
