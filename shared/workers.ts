@@ -8,7 +8,7 @@ import { createTaskWorker, type TaskHandler, type TaskWorker } from './tasks/wor
 /** Task handlers of each family, shared by the worker Lambdas and the local queue. */
 export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string, TaskHandler>>> {
   return {
-    embedding: embeddingHandlers(app.memories) as Record<string, TaskHandler>,
+    embedding: embeddingHandlers(app.memories, { db: app.db.kysely, embedder: app.embedder, clock: app.clock }),
     'webhook-delivery': webhookDeliveryHandlers(app),
     'siem-forwarding': siemForwardingHandlers(app),
   };

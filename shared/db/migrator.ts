@@ -4,6 +4,7 @@ import * as m0002 from './migrations/0002_webhooks_siem.ts';
 import * as m0004 from './migrations/0004_identity.ts';
 import * as m0005 from './migrations/0005_recall.ts';
 import * as m0003 from './migrations/0003_org.ts';
+import * as m0006 from './migrations/0006_workers.ts';
 
 /**
  * Migrations are imported statically (not read from disk) so that the esbuild-bundled Lambda
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   '0004_identity': m0004,
   '0005_recall': m0005,
   '0003_org': m0003,
+  '0006_workers': m0006,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -101,6 +101,8 @@ export interface MemoriesTable {
   retention_expires_at: NullableTimestamp;
   hard_delete_at: NullableTimestamp;
   deleted_at: NullableTimestamp;
+  /** set by the intelligence worker (migration 0006) */
+  importance_decayed_at?: NullableTimestamp;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -374,6 +376,52 @@ export interface MemoryLinksTable {
   created_at: Timestamp;
 }
 
+export interface ReindexRunsTable {
+  id: Generated<number>;
+  tenant_id: string | null;
+  project_id: string | null;
+  user_id: number | null;
+  status: Generated<string>;
+  cursor: ColumnType<string, string | number | undefined, string | number>;
+  total: Generated<number>;
+  done: Generated<number>;
+  batches: Generated<number>;
+  embedding_model: string | null;
+  last_error: string | null;
+  started_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
+export interface RetentionPoliciesTable {
+  project_id: string;
+  tenant_id: string;
+  max_age_days: number | null;
+  grace_days: Generated<number>;
+  updated_by: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface MemoryClustersTable {
+  tenant_id: string;
+  user_id: number;
+  memory_id: number;
+  cluster_seed_id: number;
+  similarity: number;
+  near_duplicate: Generated<boolean>;
+  computed_at: Timestamp;
+}
+
+export interface MemoryDecisionsTable {
+  tenant_id: string;
+  user_id: number;
+  memory_id: number;
+  confidence: number;
+  signal: string;
+  detected_at: Timestamp;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -403,6 +451,10 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_delivery_attempts: WebhookDeliveryAttemptsTable;
   siem_forwarders: SiemForwardersTable;
+  reindex_runs: ReindexRunsTable;
+  retention_policies: RetentionPoliciesTable;
+  memory_clusters: MemoryClustersTable;
+  memory_decisions: MemoryDecisionsTable;
 }
 
 export type MemoryRow = Selectable<MemoriesTable>;
