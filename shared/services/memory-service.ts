@@ -185,6 +185,8 @@ export class MemoryService {
 
     const vector = await this.embedWithinBudget(input.text);
     const embedTaskId = randomUUID();
+    // webhook fan-out tasks written in the transaction, sent right after commit (the sweep is only the safety net)
+    const relayAfterCommit: string[] = [];
     const row = await this.deps.db.transaction().execute(async (trx) => {
       const inserted = await trx
         .insertInto('memories')
@@ -193,7 +195,7 @@ export class MemoryService {
         .returningAll()
         .executeTakeFirst();
       if (!inserted) return undefined; // a racing twin won the dedupe or idempotency index
-      await this.afterInsert(trx, scope, inserted, meta, embedTaskId, { ...options, links: input.links });
+      await this.afterInsert(trx, scope, inserted, meta, embedTaskId, { ...options, links: input.links, relayAfterCommit });
       return inserted;
     });
     if (!row) {
@@ -202,6 +204,7 @@ export class MemoryService {
       throw conflict('Memory could not be stored because of a concurrent write; retry');
     }
     const indexed = await this.indexAfterCommit(scope, row, vector, embedTaskId);
+    await this.deps.outbox.relay(relayAfterCommit);
     await this.invalidateQueries(scope);
     return { status: 'created', memory: rowToMemory({ ...row, embedding_status: indexed ? 'ready' : 'pending' }, input.text, prepared.summary, scope.endUserExternalId) };
   }
@@ -244,6 +247,7 @@ export class MemoryService {
     });
     const vectors = await this.embedManyWithinBudget(toInsert.map((a) => a.input.text));
     const inserted: Array<{ row: MemoryRow; taskId: string; vector: number[] | null }> = [];
+    const relayAfterCommit: string[] = [];
     if (toInsert.length) {
       await this.deps.db.transaction().execute(async (trx) => {
         for (const [i, a] of toInsert.entries()) {
@@ -258,12 +262,15 @@ export class MemoryService {
           results.push({ index: a.index, status: 'created', memory_ids: [Number(row.id)], reason: null });
         }
         if (inserted.length) {
-          await this.deps.outbox.enqueue(trx, [this.webhookTask(scope, 'memory.batch_created', { memory_ids: inserted.map((x) => Number(x.row.id)), count: inserted.length })]);
+          const batchEvent = this.webhookTask(scope, 'memory.batch_created', { memory_ids: inserted.map((x) => Number(x.row.id)), count: inserted.length });
+          await this.deps.outbox.enqueue(trx, [batchEvent]);
+          relayAfterCommit.push(batchEvent.id);
         }
         await writeAudit(trx, { ...auditBase(meta), tenantId: scope.tenantId, userId: scope.userId, principal: principalLabel(scope.principal), eventType: 'memory.bulk_create', category: 'data', resourceType: 'memory', resourceId: null, action: 'create', status: 'success', statusCode: 207, payload: { created: inserted.length, submitted: items.length } });
         meta.audit.written = true;
       });
       await this.indexManyAfterCommit(scope, inserted);
+      await this.deps.outbox.relay(relayAfterCommit);
       await this.invalidateQueries(scope);
     } else {
       meta.audit.written = false;
@@ -329,18 +336,20 @@ export class MemoryService {
 
     const vector = textChanged ? await this.embedWithinBudget(patch.text as string) : null;
     const taskId = randomUUID();
+    const updatedEvent = this.webhookTask(scope, 'memory.updated', { id, fields: Object.keys(patch) });
     const row = await this.deps.db.transaction().execute(async (trx) => {
       const updated = await trx.updateTable('memories').set(set).where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', '=', id).returningAll().executeTakeFirst();
       if (!updated) throw notFound('Memory not found');
       await trx.insertInto('memory_events').values({ tenant_id: scope.tenantId, memory_id: id, event_type: 'updated', data: JSON.stringify({ fields: Object.keys(patch) }) }).execute();
       await this.deps.outbox.enqueue(trx, [
         this.embedTask(scope, taskId, textChanged ? 'embed' : 'sync-metadata', id),
-        this.webhookTask(scope, 'memory.updated', { id, fields: Object.keys(patch) }),
+        updatedEvent,
       ]);
       await writeAudit(trx, { ...auditBase(meta), tenantId: scope.tenantId, userId: scope.userId, principal: principalLabel(scope.principal), eventType: 'memory.update', category: 'data', resourceType: 'memory', resourceId: String(id), action: 'update', status: 'success', statusCode: 200, payload: { fields: Object.keys(patch) } });
       meta.audit.written = true;
       return updated;
     });
+    await this.deps.outbox.relay([updatedEvent.id]);
     let status = row.embedding_status;
     if (textChanged) {
       status = (await this.indexAfterCommit(scope, row, vector, taskId)) ? 'ready' : 'pending';
@@ -360,6 +369,7 @@ export class MemoryService {
   async delete(scope: EndUserScope, ids: number[], meta: AuditMeta, auditEvent = 'memory.delete', memoryEvent = 'deleted'): Promise<number[]> {
     if (ids.length === 0) return [];
     const taskId = randomUUID();
+    let deletedEvent: Task | undefined;
     const deleted = await this.deps.db.transaction().execute(async (trx) => {
       // A project-scoped caller (X-Project-ID or a project-locked key) deletes only inside its project.
       let doomed = trx.deleteFrom('memories').where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', 'in', ids);
@@ -371,7 +381,7 @@ export class MemoryService {
         await this.adjustProjectCounts(trx, scope.tenantId, rows.map((r) => r.project_id), -1);
         await this.deps.outbox.enqueue(trx, [
           { id: taskId, family: 'embedding', tenantId: scope.tenantId, type: 'delete-vectors', payload: { userId: scope.userId, memoryIds: deletedIds }, createdAt: this.deps.clock.now().toISOString() },
-          this.webhookTask(scope, 'memory.deleted', { ids: deletedIds }),
+          (deletedEvent = this.webhookTask(scope, 'memory.deleted', { ids: deletedIds })),
         ]);
       }
       await writeAudit(trx, { ...auditBase(meta), tenantId: scope.tenantId, userId: scope.userId, principal: principalLabel(scope.principal), eventType: auditEvent, category: 'data', resourceType: 'memory', resourceId: deletedIds.length === 1 ? String(deletedIds[0]) : null, action: 'delete', status: 'success', statusCode: 200, payload: { requested: ids.length, deleted: deletedIds } });
@@ -385,6 +395,7 @@ export class MemoryService {
       } catch {
         await this.deps.outbox.relay([taskId]);
       }
+      if (deletedEvent) await this.deps.outbox.relay([deletedEvent.id]);
       await this.invalidateQueries(scope);
     }
     return deleted;
@@ -678,7 +689,7 @@ export class MemoryService {
     };
   }
 
-  private async afterInsert(trx: Kysely<Database>, scope: EndUserScope, row: MemoryRow, meta: AuditMeta, embedTaskId: string, options: { auditEvent?: string | null; webhookEvent?: string | null; links?: AddInput['links'] }) {
+  private async afterInsert(trx: Kysely<Database>, scope: EndUserScope, row: MemoryRow, meta: AuditMeta, embedTaskId: string, options: { auditEvent?: string | null; webhookEvent?: string | null; links?: AddInput['links']; relayAfterCommit?: string[] }) {
     const id = Number(row.id);
     await trx.insertInto('memory_events').values({ tenant_id: scope.tenantId, memory_id: id, event_type: 'created', data: JSON.stringify({ source: row.source }) }).execute();
     if (options.links?.to.length) {
@@ -695,7 +706,11 @@ export class MemoryService {
     await this.deps.usage.record(trx, scope.tenantId, 'adds');
     const tasks = [this.embedTask(scope, embedTaskId, 'embed', id)];
     const webhookEvent = options.webhookEvent === undefined ? 'memory.created' : options.webhookEvent;
-    if (webhookEvent) tasks.push(this.webhookTask(scope, webhookEvent, { id, source: row.source, tags: row.tags, memory_type: row.memory_type }));
+    if (webhookEvent) {
+      const task = this.webhookTask(scope, webhookEvent, { id, source: row.source, tags: row.tags, memory_type: row.memory_type });
+      tasks.push(task);
+      options.relayAfterCommit?.push(task.id);
+    }
     await this.deps.outbox.enqueue(trx, tasks);
     if (options.auditEvent !== null) {
       await writeAudit(trx, { ...auditBase(meta), tenantId: scope.tenantId, userId: scope.userId, principal: principalLabel(scope.principal), eventType: options.auditEvent ?? 'memory.create', category: 'data', resourceType: 'memory', resourceId: String(id), action: 'create', status: 'success', statusCode: 201 });
@@ -862,6 +877,13 @@ export class MemoryService {
 
   async invalidateQueries(scope: Pick<EndUserScope, 'tenantId' | 'userId'>) {
     await this.deps.cache.incr(`qgen:${scope.tenantId}:${scope.userId}`, 86_400);
+  }
+
+  /** Workers (summarization, intelligence): the plaintext of rows of one end user, in the order given. */
+  async openTexts(scope: { tenantId: string; userId: number }, rows: Array<Pick<MemoryRow, 'text_ciphertext'>>): Promise<string[]> {
+    if (rows.length === 0) return [];
+    const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
+    return rows.map((r) => openText(keys.dataKey, r.text_ciphertext, aadFor(scope)));
   }
 }
 
