@@ -41,6 +41,7 @@ import { AdminService } from './services/admin-service.ts';
 import { createOutboundHttp, type HostResolver, type OutboundHttp } from './net/ssrf-guard.ts';
 import { WebhookService } from './services/webhook-service.ts';
 import { SiemService } from './services/siem-service.ts';
+import { RetentionPolicyService } from './services/retention-policies.ts';
 import { RateLimiter } from './services/rate-limiter.ts';
 import { AccessTokens } from './services/tokens.ts';
 import { Router } from './http/router.ts';
@@ -177,7 +178,8 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   const outbound = createOutboundHttp({ allowPrivate: config.ALLOW_PRIVATE_WEBHOOK_TARGETS, resolve: overrides.resolveHost });
   const webhooks = new WebhookService({ db: db.kysely, clock, tenantKeys, outbox, outbound });
   const siem = new SiemService({ db: db.kysely, clock, tenantKeys, outbound });
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, siem, siemForwarding: { db, clock, logger, relay, outbound, objects, siem } });
+  const retentionPolicies = new RetentionPolicyService({ db: db.kysely, clock });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem } });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,

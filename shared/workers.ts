@@ -3,12 +3,14 @@ import type { TaskFamily } from './ports/queue.ts';
 import { embeddingHandlers } from './tasks/embedding-tasks.ts';
 import { webhookDeliveryHandlers } from './tasks/webhook-delivery.ts';
 import { siemForwardingHandlers } from './tasks/siem-forwarding.ts';
+import { retentionHandlers } from './tasks/retention.ts';
 import { createTaskWorker, type TaskHandler, type TaskWorker } from './tasks/worker-runtime.ts';
 
 /** Task handlers of each family, shared by the worker Lambdas and the local queue. */
 export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string, TaskHandler>>> {
   return {
     embedding: embeddingHandlers(app.memories, { db: app.db.kysely, embedder: app.embedder, clock: app.clock }),
+    retention: retentionHandlers({ db: app.db.kysely, vectors: app.vectors, cache: app.cache, clock: app.clock, relay: app.relay }),
     'webhook-delivery': webhookDeliveryHandlers(app),
     'siem-forwarding': siemForwardingHandlers(app),
   };

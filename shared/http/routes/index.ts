@@ -15,6 +15,7 @@ import type { OAuthService } from '../../services/oauth-service.ts';
 import type { ScimService } from '../../services/scim/scim-service.ts';
 import type { WebhookService } from '../../services/webhook-service.ts';
 import type { SiemService } from '../../services/siem-service.ts';
+import type { RetentionPolicyService } from '../../services/retention-policies.ts';
 import type { SiemForwardingDeps } from '../../tasks/siem-forwarding.ts';
 import type { RouteDefinition } from '../types.ts';
 import { ssoRoutes } from './sso-routes.ts';
@@ -30,6 +31,7 @@ import { orgRoutes } from './org-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { webhookRoutes } from './webhook-routes.ts';
 import { siemRoutes } from './siem-routes.ts';
+import { retentionRoutes } from './retention-routes.ts';
 
 export interface RouteDeps {
   config: Config;
@@ -49,6 +51,7 @@ export interface RouteDeps {
   admin: AdminService;
   webhooks: WebhookService;
   siem: SiemService;
+  retentionPolicies: RetentionPolicyService;
   siemForwarding: SiemForwardingDeps;
 }
 
@@ -62,6 +65,7 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...orgRoutes(deps),
     ...adminRoutes(deps.admin),
     ...webhookRoutes(deps.webhooks), ...siemRoutes(deps.siem, deps.siemForwarding),
+    ...retentionRoutes(deps.retentionPolicies),
     ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
   ];
   return [...routes, ...openApiRoutes(() => routes)];
