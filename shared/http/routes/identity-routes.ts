@@ -38,7 +38,7 @@ export function identityRoutes(identity: IdentityService, usage: UsageService): 
       handler: async (ctx) => ({ status: 200, body: await identity.refresh(ctx.body.refresh_token) }),
     }),
     route({
-      method: 'POST', path: '/auth/logout', summary: 'Revoke the current session', tags: ['auth'], auth: 'session',
+      method: 'POST', path: '/auth/logout', summary: 'Revoke the current session', tags: ['auth'], auth: 'session', bodyFormat: 'none',
       audit: { event: 'auth.logout', resource: 'session', category: 'auth' },
       handler: async (ctx) => {
         await identity.logout(ctx.principal!, ctx.sessionId);

@@ -20,7 +20,7 @@ export function lifecycleRoutes(features: RecallFeatures, memories: MemoryServic
   const { lifecycle, refusals } = features;
   const transition = (action: LifecycleAction, path: string, summary: string) =>
     route({
-      method: 'POST', path, summary, tags: ['lifecycle'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true, params: memoryIdParam,
+      method: 'POST', path, summary, tags: ['lifecycle'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true, params: memoryIdParam, bodyFormat: 'none',
       audit: { event: `memory.${action}`, resource: 'memory', category: 'data' },
       handler: async (ctx) => {
         ctx.audit.resourceId = String(ctx.params.id);

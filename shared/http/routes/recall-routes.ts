@@ -74,12 +74,12 @@ export function recallRoutes(features: RecallFeatures): RouteDefinition[] {
       handler: async (ctx) => ({ status: 200, body: await insights.intelligence(owner(ctx), new Date()) }),
     }),
     route({
-      method: 'POST', path: '/memory/refresh', summary: 'Recompute tiers and queue re-embedding of the end user\'s memories', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true,
+      method: 'POST', path: '/memory/refresh', summary: 'Recompute tiers and queue re-embedding of the end user\'s memories', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true, bodyFormat: 'none',
       audit: { event: 'memory.refresh', resource: 'memory', category: 'data' },
       handler: async (ctx) => ({ status: 202, body: await lifecycle.refresh(owner(ctx), auditMeta(ctx)) }),
     }),
     route({
-      method: 'POST', path: '/memory/purge', summary: 'Hard-delete the end user\'s soft-deleted and expired memories', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true,
+      method: 'POST', path: '/memory/purge', summary: 'Hard-delete the end user\'s soft-deleted and expired memories', tags: ['memory'], auth: 'any', scopes: WRITE, minRole: 'member', endUser: true, bodyFormat: 'none',
       audit: { event: 'memory.purge', resource: 'memory', category: 'data' },
       handler: async (ctx) => ({ status: 200, body: await lifecycle.purge(owner(ctx), auditMeta(ctx)) }),
     }),
