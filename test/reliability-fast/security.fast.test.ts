@@ -1,0 +1,3 @@
+import { securitySuite } from '../reliability/lib/security-suite.ts';
+
+securitySuite('fast', ['embedded']);

@@ -1,0 +1,3 @@
+import { faultsSuite } from './lib/faults-suite.ts';
+
+faultsSuite('full');

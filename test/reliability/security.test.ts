@@ -1,0 +1,3 @@
+import { securitySuite } from './lib/security-suite.ts';
+
+securitySuite('full', ['embedded', 'postgres']);
