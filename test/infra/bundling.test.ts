@@ -6,6 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { bundleAliases, esbuildOptions, ESM_REQUIRE_BANNER, LAMBDA_BUNDLE, LAMBDA_ENTRIES, REPO_ROOT } from '../../infra/bundling.ts';
 import { MemorySyncFunction } from '../../infra/constructs/memorysync-function.ts';
 import { appSearchRole } from '../../infra/handlers/search-access.ts';
+import { SYNTH_TIMEOUT_MS } from './synth.ts';
 
 const apiEntry = resolve(REPO_ROOT, LAMBDA_ENTRIES.api);
 
@@ -40,7 +41,7 @@ describe('Lambda bundling', () => {
     expect(code).toContain('PGlite is not bundled into the Lambda functions');
     expect(code).toMatch(/from"@aws-sdk\/client-s3"/);
     expect(code).not.toContain('pglite.wasm');
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('gives the bench the same esbuild settings the construct uses', () => {
     const options = esbuildOptions(LAMBDA_ENTRIES.api, '/tmp/out/index.mjs');

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { synthProfile, type SynthesizedProfile } from './synth.ts';
+import { SYNTH_TIMEOUT_MS, synthProfile, type SynthesizedProfile } from './synth.ts';
 
 let synth: SynthesizedProfile;
 let resources: Record<string, { Type: string; Properties: Record<string, any> }>;
@@ -7,10 +7,11 @@ const ofType = (type: string) => Object.values(resources).filter((r) => r.Type =
 const apiFunction = () =>
   ofType('AWS::Lambda::Function').find((r) => String(r.Properties.Description).startsWith('MemorySync API'))!;
 
+// A full synth with cdk-nag is CPU-bound: on a busy 2-core machine it can take minutes.
 beforeAll(() => {
   synth = synthProfile('lean');
   resources = synth.template.toJSON().Resources;
-});
+}, SYNTH_TIMEOUT_MS);
 
 describe('lean profile', () => {
   it('passes cdk-nag AwsSolutions with no unsuppressed errors or warnings', () => {
@@ -26,7 +27,7 @@ describe('lean profile', () => {
     for (const bucket of Object.values<any>(throwaway.template.toJSON().Resources).filter((r) => r.Type === 'AWS::S3::Bucket')) {
       expect(bucket.DeletionPolicy).toBe('Delete');
     }
-  });
+  }, SYNTH_TIMEOUT_MS);
 
   it('lets Aurora Serverless v2 scale to 0 ACU and pause when idle', () => {
     const [cluster] = ofType('AWS::RDS::DBCluster');

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { profileSettings, SCHEDULED_JOBS } from '../../infra/profile.ts';
 import { LOCALSTACK_SERVICES } from '../../infra/stacks/memorysync-stack.ts';
-import { synthProfile, type SynthesizedProfile } from './synth.ts';
+import { SYNTH_TIMEOUT_MS, synthProfile, type SynthesizedProfile } from './synth.ts';
 
 let synth: SynthesizedProfile;
 let resources: Record<string, { Type: string; Properties: Record<string, any>; DeletionPolicy?: string }>;
@@ -9,10 +9,11 @@ const ofType = (type: string) => Object.values(resources).filter((r) => r.Type =
 const appFunctions = () =>
   ofType('AWS::Lambda::Function').filter((r) => String(r.Properties.Description ?? '').startsWith('MemorySync'));
 
+// A full synth with cdk-nag is CPU-bound: on a busy 2-core machine it can take minutes.
 beforeAll(() => {
   synth = synthProfile('localstack');
   resources = synth.template.toJSON().Resources;
-});
+}, SYNTH_TIMEOUT_MS);
 
 describe('localstack profile', () => {
   it('passes cdk-nag AwsSolutions with no unsuppressed errors or warnings', () => {

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { TASK_FAMILIES } from '../../shared/ports/queue.ts';
 import { VISIBILITY_FACTOR } from '../../infra/constructs/queues.ts';
 import { SCHEDULED_JOBS } from '../../infra/profile.ts';
-import { synthProfile, type SynthesizedProfile } from './synth.ts';
+import { SYNTH_TIMEOUT_MS, synthProfile, type SynthesizedProfile } from './synth.ts';
 
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
 
@@ -14,10 +14,11 @@ const appFunctions = () =>
   ofType('AWS::Lambda::Function').filter(([, r]) => String(r.Properties.Description ?? '').startsWith('MemorySync'));
 const refId = (v: any): string | undefined => v?.Ref ?? v?.['Fn::GetAtt']?.[0];
 
+// A full synth with cdk-nag is CPU-bound: on a busy 2-core machine it can take minutes.
 beforeAll(() => {
   synth = synthProfile('standard');
   resources = synth.template.toJSON().Resources;
-});
+}, SYNTH_TIMEOUT_MS);
 
 describe('standard profile: cdk-nag AwsSolutions', () => {
   it('has no unsuppressed errors', () => {

@@ -13,6 +13,9 @@ export interface SynthesizedProfile {
   nagWarnings: string[];
 }
 
+/** Hook/test timeout for anything that synthesizes a whole profile. */
+export const SYNTH_TIMEOUT_MS = 600_000;
+
 const cache = new Map<string, SynthesizedProfile>();
 
 /**
