@@ -5,6 +5,7 @@ import * as m0004 from './migrations/0004_identity.ts';
 import * as m0005 from './migrations/0005_recall.ts';
 import * as m0003 from './migrations/0003_org.ts';
 import * as m0006 from './migrations/0006_workers.ts';
+import * as m0007 from './migrations/0007_integrations.ts';
 
 /**
  * Migrations are imported statically (not read from disk) so that the esbuild-bundled Lambda
@@ -17,6 +18,7 @@ const migrations: Record<string, Migration> = {
   '0005_recall': m0005,
   '0003_org': m0003,
   '0006_workers': m0006,
+  '0007_integrations': m0007,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

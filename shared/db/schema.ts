@@ -422,6 +422,61 @@ export interface MemoryDecisionsTable {
   detected_at: Timestamp;
 }
 
+export interface IntegrationConnectionsTable {
+  id: string;
+  tenant_id: string;
+  project_id: string | null;
+  provider: string;
+  user_id: number;
+  end_user_id: string;
+  environment: string;
+  token_ciphertext: Uint8Array;
+  options: Json<Record<string, unknown>>;
+  status: Generated<string>;
+  sync_state: Json<{ cursor?: string | null; checkpoint?: string | null; pass_started_at?: string | null }>;
+  lease_until: NullableTimestamp;
+  next_sync_at: NullableTimestamp;
+  last_sync_started_at: NullableTimestamp;
+  last_sync_at: NullableTimestamp;
+  last_error: string | null;
+  objects_synced: Generated<number>;
+  memories_created: Generated<number>;
+  created_by: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface IntegrationItemsTable {
+  connection_id: string;
+  tenant_id: string;
+  item_key: string;
+  object_id: string;
+  chunk_index: number;
+  memory_id: number | null;
+  synced_at: Timestamp;
+}
+
+export interface CrawlJobsTable {
+  id: string;
+  tenant_id: string;
+  project_id: string | null;
+  user_id: number;
+  end_user_id: string;
+  environment: string;
+  url: string;
+  max_pages: number;
+  status: Generated<string>;
+  pages_fetched: Generated<number>;
+  pages_skipped: Generated<number>;
+  memories_created: Generated<number>;
+  skipped: Json<Array<{ url: string; reason: string }>>;
+  last_error: string | null;
+  created_by: string | null;
+  created_at: Timestamp;
+  started_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+}
+
 export interface Database {
   tenants: TenantsTable;
   users: UsersTable;
@@ -455,6 +510,9 @@ export interface Database {
   retention_policies: RetentionPoliciesTable;
   memory_clusters: MemoryClustersTable;
   memory_decisions: MemoryDecisionsTable;
+  integration_connections: IntegrationConnectionsTable;
+  integration_items: IntegrationItemsTable;
+  crawl_jobs: CrawlJobsTable;
 }
 
 export type MemoryRow = Selectable<MemoriesTable>;
