@@ -47,6 +47,9 @@ export const configSchema = z.object({
   EMBEDDINGS_API_KEY: z.string().optional(),
   EMBEDDINGS_DIMENSION: z.coerce.number().int().optional(),
   BEDROCK_EMBEDDING_MODEL_ID: z.string().default('amazon.titan-embed-text-v2:0'),
+  /** summaries of the summarization worker: offline extractive (local) or a Bedrock model through the Converse API */
+  SUMMARIZER: z.enum(['local', 'bedrock']).default('local'),
+  BEDROCK_SUMMARY_MODEL_ID: z.string().default('anthropic.claude-3-haiku-20240307-v1:0'),
   /** time the write path waits for embed+index before committing the memory as pending */
   EMBED_SYNC_BUDGET_MS: int(2000),
   KEY_RING: z.enum(['local', 'kms']).default('local'),

@@ -40,7 +40,7 @@ export class DatabaseUnavailableError extends AppError {
 /** Raised by the vector store or embedder; callers degrade to the lexical path. */
 export class DependencyError extends Error {
   constructor(
-    readonly dependency: 'embedder' | 'vector-store' | 'queue' | 'cache' | 'object-store' | 'key-ring',
+    readonly dependency: 'embedder' | 'vector-store' | 'queue' | 'cache' | 'object-store' | 'key-ring' | 'summarizer',
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -2,10 +2,27 @@ import type { App } from './app.ts';
 import type { JobDefinition } from './scheduler/index.ts';
 import { sweepWebhookRetries } from './tasks/webhook-delivery.ts';
 import { scheduleSiemBatches } from './tasks/siem-forwarding.ts';
+import { scheduleIntelligence, scheduleRetention } from './tasks/scheduled-work.ts';
 
 /** The recurring jobs; EventBridge schedules invoke them on AWS, in-process timers locally. */
 export function scheduledJobs(app: App): JobDefinition[] {
   return [
+    {
+      name: 'retention',
+      everyMs: 3_600_000,
+      // One retention sweep task per tenant: TTL expiry, project policies, purge after the grace.
+      run: async () => {
+        await scheduleRetention(app);
+      },
+    },
+    {
+      name: 'intelligence',
+      everyMs: 86_400_000,
+      // One re-evaluation per tenant and a summarize task per end user with new memories.
+      run: async () => {
+        await scheduleIntelligence(app);
+      },
+    },
     {
       name: 'outbox-sweep',
       everyMs: 10_000,

@@ -4,6 +4,9 @@ import { embeddingHandlers } from './tasks/embedding-tasks.ts';
 import { webhookDeliveryHandlers } from './tasks/webhook-delivery.ts';
 import { siemForwardingHandlers } from './tasks/siem-forwarding.ts';
 import { retentionHandlers } from './tasks/retention.ts';
+import { intelligenceHandlers } from './tasks/intelligence.ts';
+import { summarizationHandlers } from './tasks/summarization.ts';
+import { configuredSummarizer } from './tasks/configured-summarizer.ts';
 import { createTaskWorker, type TaskHandler, type TaskWorker } from './tasks/worker-runtime.ts';
 
 /** Task handlers of each family, shared by the worker Lambdas and the local queue. */
@@ -11,6 +14,8 @@ export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string
   return {
     embedding: embeddingHandlers(app.memories, { db: app.db.kysely, embedder: app.embedder, clock: app.clock }),
     retention: retentionHandlers({ db: app.db.kysely, vectors: app.vectors, cache: app.cache, clock: app.clock, relay: app.relay }),
+    intelligence: intelligenceHandlers({ db: app.db.kysely, vectors: app.vectors, embedder: app.embedder, cache: app.cache, clock: app.clock, memories: app.memories }),
+    summarization: summarizationHandlers({ db: app.db.kysely, clock: app.clock, memories: app.memories, summarizer: configuredSummarizer(app.config) }),
     'webhook-delivery': webhookDeliveryHandlers(app),
     'siem-forwarding': siemForwardingHandlers(app),
   };

@@ -1,0 +1,1 @@
+export { createBedrockSummarizer, type BedrockSummarizerOptions } from './bedrock-summarizer.ts';
