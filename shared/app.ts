@@ -40,6 +40,8 @@ import { BillingService, usageThresholdListener } from './services/billing-servi
 import { AdminService } from './services/admin-service.ts';
 import { createOutboundHttp, type HostResolver, type OutboundHttp } from './net/ssrf-guard.ts';
 import { WebhookService } from './services/webhook-service.ts';
+import { IntegrationService } from './services/integration-service.ts';
+import { connectors, createGuardedHttp } from './integrations/index.ts';
 import { SiemService } from './services/siem-service.ts';
 import { RetentionPolicyService } from './services/retention-policies.ts';
 import { RateLimiter } from './services/rate-limiter.ts';
@@ -91,6 +93,8 @@ export interface App {
   /** SSRF-guarded client for tenant-configured targets */
   outbound: OutboundHttp;
   webhooks: WebhookService;
+  /** pull-sync connections and crawler jobs */
+  integrations: IntegrationService;
   siem: SiemService;
   router: Router;
   api: ApiHandler;
@@ -178,8 +182,13 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   const outbound = createOutboundHttp({ allowPrivate: config.ALLOW_PRIVATE_WEBHOOK_TARGETS, resolve: overrides.resolveHost });
   const webhooks = new WebhookService({ db: db.kysely, clock, tenantKeys, outbox, outbound });
   const siem = new SiemService({ db: db.kysely, clock, tenantKeys, outbound });
+  const integrations = new IntegrationService({
+    db: db.kysely, clock, tenantKeys, identity, memories, outbox, logger,
+    http: createGuardedHttp({ allowPrivate: config.ALLOW_PRIVATE_WEBHOOK_TARGETS, resolve: overrides.resolveHost }),
+    engine: { connectors, logger, baseUrls: { github: config.INTEGRATION_GITHUB_API_URL, notion: config.INTEGRATION_NOTION_API_URL, google_drive: config.INTEGRATION_GOOGLE_DRIVE_API_URL, onedrive: config.INTEGRATION_ONEDRIVE_API_URL } },
+  });
   const retentionPolicies = new RetentionPolicyService({ db: db.kysely, clock });
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem } });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, integrations, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem } });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,
@@ -193,7 +202,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 
   let closed = false;
   return {
-    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, router, api,
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, integrations, router, api,
     async close() {
       if (closed) return;
       closed = true;

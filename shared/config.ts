@@ -77,6 +77,11 @@ export const configSchema = z.object({
   PLATFORM_ADMIN_EMAILS: z.string().default(''),
   LEXICAL_FALLBACK_SCAN_LIMIT: int(500),
   ALLOW_PRIVATE_WEBHOOK_TARGETS: bool.default(false),
+  /** provider API base URLs of the pull-sync connectors (tests point them at local servers) */
+  INTEGRATION_GITHUB_API_URL: z.string().url().default('https://api.github.com'),
+  INTEGRATION_NOTION_API_URL: z.string().url().default('https://api.notion.com'),
+  INTEGRATION_GOOGLE_DRIVE_API_URL: z.string().url().default('https://www.googleapis.com'),
+  INTEGRATION_ONEDRIVE_API_URL: z.string().url().default('https://graph.microsoft.com/v1.0'),
   /** let OIDC discovery, token and JWKS calls reach loopback/private addresses (tests and local dev only) */
   ALLOW_PRIVATE_OIDC_ISSUERS: bool.default(false),
   /** lifetime of OAuth access tokens issued by /oauth/token */

@@ -48,6 +48,14 @@ export function scheduledJobs(app: App): JobDefinition[] {
       },
     },
     {
+      name: 'integration-poll',
+      // Every minute, so rate-limit resumes are prompt; a healthy connection is due every 15 minutes (next_sync_at).
+      everyMs: 60_000,
+      run: async () => {
+        await app.integrations.enqueueDue();
+      },
+    },
+    {
       name: 'siem-forward',
       everyMs: 60_000,
       run: async () => {

@@ -3,6 +3,7 @@ import type { TaskFamily } from './ports/queue.ts';
 import { embeddingHandlers } from './tasks/embedding-tasks.ts';
 import { webhookDeliveryHandlers } from './tasks/webhook-delivery.ts';
 import { siemForwardingHandlers } from './tasks/siem-forwarding.ts';
+import { integrationSyncHandlers } from './tasks/integration-sync.ts';
 import { retentionHandlers } from './tasks/retention.ts';
 import { intelligenceHandlers } from './tasks/intelligence.ts';
 import { summarizationHandlers } from './tasks/summarization.ts';
@@ -18,6 +19,7 @@ export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string
     summarization: summarizationHandlers({ db: app.db.kysely, clock: app.clock, memories: app.memories, summarizer: configuredSummarizer(app.config) }),
     'webhook-delivery': webhookDeliveryHandlers(app),
     'siem-forwarding': siemForwardingHandlers(app),
+    'integration-sync': integrationSyncHandlers(app.integrations),
   };
 }
 

@@ -14,6 +14,7 @@ import type { OidcService } from '../../services/oidc-service.ts';
 import type { OAuthService } from '../../services/oauth-service.ts';
 import type { ScimService } from '../../services/scim/scim-service.ts';
 import type { WebhookService } from '../../services/webhook-service.ts';
+import type { IntegrationService } from '../../services/integration-service.ts';
 import type { SiemService } from '../../services/siem-service.ts';
 import type { RetentionPolicyService } from '../../services/retention-policies.ts';
 import type { SiemForwardingDeps } from '../../tasks/siem-forwarding.ts';
@@ -30,6 +31,7 @@ import { openApiRoutes } from './openapi-routes.ts';
 import { orgRoutes } from './org-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { webhookRoutes } from './webhook-routes.ts';
+import { integrationRoutes } from './integration-routes.ts';
 import { siemRoutes } from './siem-routes.ts';
 import { retentionRoutes } from './retention-routes.ts';
 
@@ -50,6 +52,7 @@ export interface RouteDeps {
   billing: BillingService;
   admin: AdminService;
   webhooks: WebhookService;
+  integrations: IntegrationService;
   siem: SiemService;
   retentionPolicies: RetentionPolicyService;
   siemForwarding: SiemForwardingDeps;
@@ -66,6 +69,7 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...adminRoutes(deps.admin),
     ...webhookRoutes(deps.webhooks), ...siemRoutes(deps.siem, deps.siemForwarding),
     ...retentionRoutes(deps.retentionPolicies),
+    ...integrationRoutes(deps.integrations),
     ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
   ];
   return [...routes, ...openApiRoutes(() => routes)];
