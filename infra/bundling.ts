@@ -33,8 +33,14 @@ export const LAMBDA_BUNDLE = {
   sourcesContent: false,
   mainFields: ['module', 'main'],
   banner: ESM_REQUIRE_BANNER,
-  // the nodejs22.x runtime ships AWS SDK v3; pg-native is an optional addon pg never needs here
-  externalModules: ['@aws-sdk/*', 'pg-native'],
+  // The nodejs22.x runtime ships AWS SDK v3; pg-native is an optional addon pg never needs. js-tiktoken's 1 MB
+  // rank table and swagger-ui-dist's static assets are only loaded on first use (compose, /docs), so they ship
+  // beside the bundle (`copiedModules`) instead of inside it.
+  externalModules: ['@aws-sdk/*', 'pg-native', 'js-tiktoken', 'swagger-ui-dist'],
+  /** packages copied from the repository's node_modules into the asset's node_modules (no install at synth) */
+  copiedModules: ['js-tiktoken', 'swagger-ui-dist'],
+  /** data files the code reads beside its module: the offline embedder's vocabulary (EMBEDDER=local) */
+  copiedFiles: { 'shared/adapters/local-embedder/data/vocabulary.bin': 'data/vocabulary.bin' },
   /** packages swapped for stubs: code the composition root imports but Lambda never runs */
   aliases: {
     '@electric-sql/pglite': 'infra/lambda-stubs/pglite.ts',

@@ -85,6 +85,15 @@ export class MemorySyncFunction extends Construct {
           banner: LAMBDA_BUNDLE.banner,
           externalModules: [...LAMBDA_BUNDLE.externalModules],
           esbuildArgs: Object.fromEntries(Object.entries(bundleAliases()).map(([pkg, stub]) => [`--alias:${pkg}`, stub])),
+          commandHooks: {
+            beforeBundling: () => [],
+            beforeInstall: () => [],
+            // Lazily loaded packages and data files are copied from the repository, so synth needs no network.
+            afterBundling: (inputDir: string, outputDir: string) => [
+              ...LAMBDA_BUNDLE.copiedModules.map((m) => `mkdir -p "${outputDir}/node_modules" && cp -R "${inputDir}/node_modules/${m}" "${outputDir}/node_modules/${m}"`),
+              ...Object.entries(LAMBDA_BUNDLE.copiedFiles).map(([from, to]) => `mkdir -p "$(dirname "${outputDir}/${to}")" && cp "${inputDir}/${from}" "${outputDir}/${to}"`),
+            ],
+          },
         },
       });
     }

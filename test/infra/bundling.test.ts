@@ -41,6 +41,11 @@ describe('Lambda bundling', () => {
     expect(code).toContain('PGlite is not bundled into the Lambda functions');
     expect(code).toMatch(/from"@aws-sdk\/client-s3"/);
     expect(code).not.toContain('pglite.wasm');
+    // lazily used packages and the offline embedder's vocabulary ship beside the bundle, copied at synth
+    const dir = join(bundle!, '..');
+    expect(existsSync(join(dir, 'node_modules/js-tiktoken/package.json'))).toBe(true);
+    expect(existsSync(join(dir, 'node_modules/swagger-ui-dist/package.json'))).toBe(true);
+    expect(existsSync(join(dir, 'data/vocabulary.bin'))).toBe(true);
   }, SYNTH_TIMEOUT_MS);
 
   it('gives the bench the same esbuild settings the construct uses', () => {
@@ -53,7 +58,7 @@ describe('Lambda bundling', () => {
       minify: true,
       sourcemap: true,
       banner: { js: ESM_REQUIRE_BANNER },
-      external: ['@aws-sdk/*', 'pg-native'],
+      external: ['@aws-sdk/*', 'pg-native', 'js-tiktoken', 'swagger-ui-dist'],
     });
     expect(options.alias).toEqual(bundleAliases());
     for (const stub of Object.values(bundleAliases())) expect(existsSync(stub)).toBe(true);
