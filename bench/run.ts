@@ -1,5 +1,7 @@
 import { cpus, totalmem } from 'node:os';
 import { benchCore } from './core.ts';
+import { benchLambda } from './lambda.ts';
+import { benchWorkers } from './workers.ts';
 
 /**
  * `npm run bench [-- --quick]`: prints every benchmark table of the project (markdown), with the
@@ -8,6 +10,8 @@ import { benchCore } from './core.ts';
 const quick = process.argv.includes('--quick');
 const sections: Array<[string, () => Promise<string>]> = [
   ['core', () => benchCore({ memories: quick ? 1_000 : 10_000, queries: quick ? 50 : 200 })],
+  ['lambda', () => benchLambda()],
+  ['workers', () => benchWorkers()],
 ];
 
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
