@@ -49,7 +49,7 @@ export async function startProviderServer(handler: ProviderHandler): Promise<Pro
       const answer = current(request, base) ?? { status: 404, body: { message: 'Not Found' } };
       const raw = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
       const body = raw.replaceAll('{{base}}', base);
-      const headers = { ...(typeof answer.body === 'string' ? {} : { 'content-type': 'application/json; charset=utf-8' }), ...(answer.headers ?? {}) };
+      const headers: Record<string, string> = { ...(typeof answer.body === 'string' ? {} : { 'content-type': 'application/json; charset=utf-8' }), ...(answer.headers ?? {}) };
       for (const [k, v] of Object.entries(headers)) headers[k] = v.replaceAll('{{base}}', base);
       res.writeHead(answer.status ?? 200, headers);
       res.end(body);
