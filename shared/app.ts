@@ -214,7 +214,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   };
 }
 
-async function openDatabase(config: Config, inMemory: boolean): Promise<Db> {
+export async function openDatabase(config: Config, inMemory: boolean): Promise<Db> {
   const url = config.DATABASE_URL ?? (await databaseUrlFromSecret(config));
   if (url) {
     return openPostgresDb({ connectionString: url, maxConnections: config.DATABASE_POOL_MAX, connectionTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS, enableVector: config.VECTOR_STORE === 'pgvector' || config.VECTOR_STORE === 'auto' });

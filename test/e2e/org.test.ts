@@ -313,6 +313,16 @@ describe('organisation: members, invitations, key rotation, audit log, billing',
     });
   });
 
+  it('documents its routes, with the audit-log filters as query parameters, in the OpenAPI document', async () => {
+    const doc = await server.call('GET', '/openapi.json');
+    expect(doc.status).toBe(200);
+    for (const path of ['/org/members', '/org/members/{user_id}', '/org/invitations', '/auth/invitations/accept', '/org/api-keys/{id}/rotate', '/org/audit-logs', '/org/billing', '/admin/tenants', '/admin/tenants/{id}', '/admin/reindex']) {
+      expect(doc.body.paths[path], path).toBeDefined();
+    }
+    const params = doc.body.paths['/org/audit-logs'].get.parameters.map((p: any) => p.name);
+    expect(params).toEqual(expect.arrayContaining(['event_type', 'category', 'status', 'since', 'until', 'limit', 'offset']));
+  });
+
   describe('billing', () => {
     it('shows plan, usage and the plan table; the owner changes plan and quota mode', async () => {
       const org = await signupOwner(server, 'billing');

@@ -17,12 +17,12 @@ export function adminRoutes(admin: AdminService): RouteDefinition[] {
       },
     }),
     route({
-      method: 'POST', path: '/admin/tenants/{id}/suspend', summary: "Suspend a tenant: its keys and sessions get 403 TENANT_SUSPENDED", tags: ['admin'], auth: 'platform-admin', params: tenantIdParam,
+      method: 'POST', path: '/admin/tenants/{id}/suspend', summary: "Suspend a tenant: its keys and sessions get 403 TENANT_SUSPENDED", tags: ['admin'], auth: 'platform-admin', bodyFormat: 'none', params: tenantIdParam,
       audit: { event: 'admin.tenant_suspended', resource: 'tenant', category: 'admin' },
       handler: async (ctx) => ({ status: 200, body: await admin.setSuspended(ctx.params.id, true, actor(ctx)) }),
     }),
     route({
-      method: 'POST', path: '/admin/tenants/{id}/resume', summary: 'Lift a suspension', tags: ['admin'], auth: 'platform-admin', params: tenantIdParam,
+      method: 'POST', path: '/admin/tenants/{id}/resume', summary: 'Lift a suspension', tags: ['admin'], auth: 'platform-admin', bodyFormat: 'none', params: tenantIdParam,
       audit: { event: 'admin.tenant_resumed', resource: 'tenant', category: 'admin' },
       handler: async (ctx) => ({ status: 200, body: await admin.setSuspended(ctx.params.id, false, actor(ctx)) }),
     }),

@@ -53,7 +53,7 @@ export function orgRoutes(deps: { db: Db; org: OrgService; billing: BillingServi
     // ------------------------------------------------------------ API keys
     route({
       method: 'POST', path: '/org/api-keys/{id}/rotate', summary: 'Rotate an API key: new secret, old one revoked at once', tags: ['org'], auth: 'session', minRole: 'admin',
-      params: apiKeyIdParam, audit: { event: 'api_key.rotated', resource: 'api_key', category: 'security' },
+      bodyFormat: 'none', params: apiKeyIdParam, audit: { event: 'api_key.rotated', resource: 'api_key', category: 'security' },
       handler: async (ctx) => ({ status: 201, body: await org.rotateApiKey(ctx.scope!, ctx.params.id, auditMeta(ctx)) }),
     }),
 
