@@ -19,7 +19,8 @@ interface ReportTable {
 const args = process.argv.slice(2);
 const report = args.includes('--report');
 const vitestArgs = args.filter((a) => a !== '--report');
-const file = join(mkdtempSync(join(tmpdir(), 'reliability-')), 'tables.jsonl');
+// A caller may name the tables file to collect several runs (e.g. one suite at a time) into one report.
+const file = process.env.RELIABILITY_REPORT_FILE ?? join(mkdtempSync(join(tmpdir(), 'reliability-')), 'tables.jsonl');
 
 const run = spawnSync('npx', ['vitest', 'run', '--config', 'vitest.reliability.config.ts', ...vitestArgs], {
   stdio: 'inherit',
@@ -58,6 +59,25 @@ function renderReport(tables: ReportTable[], passed: boolean): string {
     '(autocannon), so the figures include the generator\'s own CPU use on the same cores.',
     '',
   ];
+  out.push(
+    '## How to run',
+    '',
+    '- `npm run test:reliability` — every suite at full size (`test/reliability/*.test.ts`, one file at a time).',
+    '- `npm run test:reliability -- --report` — the same, then this file is rewritten from the tables the suites recorded.',
+    '- `npm run test:reliability -- test/reliability/faults.test.ts` — one suite (any vitest argument passes through).',
+    '- `npm test` runs the fast subset (`test/reliability-fast/*.fast.test.ts`): load 20 connections × 5 s (embedded),',
+    '  1,000+ fuzz requests, the whole tenancy matrix, the in-process faults, deletion and the security checks.',
+    '',
+    '| Suite | What is checked (fails the run if not) |',
+    '|---|---|',
+    '| load | 200 connections × 60 s, 70 % query / 25 % add / 5 % get-patch-forget over 100 end users of 3 tenants, embedded and PostgreSQL + Redis: no 5xx; after the outbox sweep and queue drain every acknowledged (201) write is in the database and the vector index, forgotten ones are in neither, and rows without an acknowledgement ≤ adds whose answer the client never got |',
+    '| faults | embedder down, relay crash between commit and send, Redis killed/restarted under load, database cut behind a TCP proxy, server SIGKILLed mid-write — each against its documented behaviour, 0 acknowledged writes lost |',
+    '| fuzzing | ≥ 10,000 requests generated from the route table\'s zod schemas plus hostile mutations: no answer ≥ 500 except an enveloped 503, every 4xx in the envelope, the database unchanged by rejected requests |',
+    '| tenancy | every registered route × every applicable cross access (other tenant\'s key/session/X-Project-ID/SCIM token, other end user, body overrides, the victim\'s ids in path params): refused or empty, victim unchanged; a route with a path parameter the matrix cannot fill fails the suite |',
+    '| security | JWT forgeries, revocation with a warm cache (in-process and Redis), timing-safe comparison (structural), SSRF guard, CORS/security headers on every route, free-tier rate limit, one audit row per mutating request under load |',
+    '| deletion | end-user purge and tenant deletion: no row in any table, no vector, no cache key (Redis SCAN), no object left; Ed25519 receipts verify with the key at `GET /.well-known/memorysync-receipt-key` and `npm run verify-receipt -- <file> [--key <file> | --url <base>]`; the tenant\'s data key is destroyed |',
+    '',
+  );
   for (const [key, heading] of sections) {
     const mine = tables.filter((t) => t.section === key);
     out.push(`## ${heading}`, '');

@@ -19,8 +19,8 @@ const row = (fault: string, expected: string, observed: string, lost: number) =>
 async function addMany(server: TestServer, apiKey: string, user: string, n: number, text: (i: number) => string): Promise<number[]> {
   const ids: number[] = [];
   await pool(Array.from({ length: n }, (_, i) => i), 8, async (i) => {
-    const res = await server.call('POST', '/memory/add', { headers: { 'X-API-Key': apiKey, 'X-End-User-ID': user }, body: { text: text(i) } });
-    if (res.status === 201) ids.push(Number(res.body.id));
+    const res = await rawRequest(server.url, { method: 'POST', path: '/memory/add', headers: { 'x-api-key': apiKey, 'x-end-user-id': user, 'content-type': 'application/json' }, body: JSON.stringify({ text: text(i) }) });
+    if (res.status === 201) ids.push(Number((res.json as { id: number }).id));
   });
   return ids;
 }
@@ -62,7 +62,7 @@ export function faultsSuite(profile: Profile) {
         await server.app.relay.sweep({ olderThanMs: 0 });
         await server.queue!.runUntilIdle();
         const after = await server.app.db.kysely.selectFrom('memories').select(['id', 'embedding_status']).where('tenant_id', '=', t.tenantId).execute();
-        const semantic = await server.call('POST', '/memory/query', { headers: h, body: { query: 'which automobile did I purchase?', k: 3 } });
+        const semantic = { body: (await rawRequest(server.url, { method: 'POST', path: '/memory/query', headers: { 'x-api-key': t.apiKey, 'x-end-user-id': 'ann', 'content-type': 'application/json' }, body: JSON.stringify({ query: 'which automobile did I purchase?', k: 3 }) })).json as { degraded: boolean; memories: Array<{ text: string }> } };
         expect(after.every((p) => p.embedding_status === 'ready')).toBe(true);
         expect(semantic.body.degraded).toBe(false);
         expect(semantic.body.memories[0].text).toMatch(/red car/);
@@ -183,7 +183,8 @@ export function faultsSuite(profile: Profile) {
       const env = { ...process.env, MEMORYSYNC_DATA_DIR: dir, PORT: String(port), LOG_LEVEL: 'SILENT', DEV_BOOTSTRAP: 'true' };
       const base = `http://127.0.0.1:${port}`;
       const start = async (): Promise<ChildProcess> => {
-        const child = spawn('npx', ['tsx', 'local/server.ts'], { env, stdio: 'ignore', detached: false });
+        // node itself (with tsx as its loader), so SIGKILL hits the server and not a wrapper process
+        const child = spawn(process.execPath, ['--import', 'tsx', 'local/server.ts'], { env, stdio: 'ignore' });
         await eventually(async () => (await fetch(`${base}/health`)).status === 200, 'child server up', 600, 200);
         return child;
       };
@@ -204,10 +205,9 @@ export function faultsSuite(profile: Profile) {
         }
       });
       await eventually(async () => acked.length >= (full ? 150 : 20), 'enough acknowledged writes', 1200, 100);
-      child.kill('SIGKILL');
+      await killProcess(child, 'SIGKILL');
       killed = true;
       await Promise.all(writers);
-      await new Promise((r) => child.once('exit', r)).catch(() => {});
       child = await start();
       // the restarted server requeues and delivers what the killed one left in the outbox
       await eventually(async () => {
@@ -221,8 +221,9 @@ export function faultsSuite(profile: Profile) {
       }, 'every memory ready after restart', 600, 200);
       await killProcess(child, 'SIGTERM');
 
-      // open the same data dir in-process and inspect every row
-      const server = await startTestServer({ MEMORYSYNC_DATA_DIR: dir, DEV_BOOTSTRAP: 'false' });
+      // Restart once more in-process on the same data dir (same startup: requeue, scheduler with the outbox
+      // sweep) so the test can watch the outbox drain, then inspect every row.
+      const server = await startTestServer({ MEMORYSYNC_DATA_DIR: dir, DEV_BOOTSTRAP: 'false' }, {}, { startBackground: true });
       try {
         const db = server.app.db.kysely;
         const rows = await db.selectFrom('memories').select(['id', 'user_id', 'text_ciphertext', 'embedding_status']).where('tenant_id', '=', creds.tenantId).execute();
@@ -237,7 +238,11 @@ export function faultsSuite(profile: Profile) {
         }
         const events = new Set((await db.selectFrom('memory_events').select('memory_id').where('tenant_id', '=', creds.tenantId).execute()).map((e) => Number(e.memory_id)));
         const audits = new Set((await db.selectFrom('audit_logs').select('resource_id').where('tenant_id', '=', creds.tenantId).where('event_type', '=', 'memory.create').execute()).map((a) => Number(a.resource_id)));
+        const leftAtRestart = (await db.selectFrom('outbox').select('task_id').where('relayed_at', 'is', null).execute()).length;
+        await eventually(async () => (await db.selectFrom('outbox').select('task_id').where('relayed_at', 'is', null).execute()).length === 0, 'outbox drained by the restarted server', 600, 200);
+        await server.queue?.runUntilIdle();
         const unrelayed = await db.selectFrom('outbox').select('task_id').where('relayed_at', 'is', null).execute();
+        const unprocessed = await db.selectFrom('outbox').select('task_id').where(({ not, exists, selectFrom }) => not(exists(selectFrom('processed_tasks').select('task_id').whereRef('processed_tasks.task_id', '=', 'outbox.task_id')))).execute();
         const ids = new Set(rows.map((r) => Number(r.id)));
         const lost = acked.filter((id) => !ids.has(id));
         const halfWritten = rows.filter((r) => !events.has(Number(r.id)) || !audits.has(Number(r.id))).length;
@@ -247,7 +252,7 @@ export function faultsSuite(profile: Profile) {
         expect(unrelayed).toEqual([]);
         expect(rows.every((r) => r.embedding_status === 'ready')).toBe(true);
         row('server process SIGKILLed mid-write (8 writers), restarted', 'no half-written memory; every acknowledged write present; outbox delivered after restart',
-          `${sent} adds sent, ${acked.length} acknowledged, ${rows.length} rows after restart (${rows.length - acked.length} unacknowledged writes that committed before the kill); ${undecryptable} undecryptable, ${halfWritten} without event+audit row, ${unrelayed.length} outbox tasks undelivered`, lost.length);
+          `${sent} adds sent, ${acked.length} acknowledged, ${rows.length} rows after restart (${rows.length - acked.length} unacknowledged writes that committed before the kill); ${undecryptable} undecryptable, ${halfWritten} without event+audit row, ${leftAtRestart} outbox tasks unrelayed at restart, ${unrelayed.length} after the restarted server's sweep, ${unprocessed.length} relayed but not in the worker ledger`, lost.length);
       } finally {
         await server.stop();
       }

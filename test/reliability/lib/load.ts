@@ -1,6 +1,7 @@
 import autocannon, { type AutocannonRequest, type AutocannonResult } from 'autocannon';
 import { namespaceForUser } from '../../../shared/ports/vector-store.ts';
 import type { TestServer } from '../../support/server.ts';
+import { pool } from './http.ts';
 import { percentile } from './report.ts';
 
 export interface LoadOptions {
@@ -95,13 +96,13 @@ export class MixedWorkload {
 
   /** one memory per end user before the run, so get/patch/forget have targets from the first second */
   async seed(server: TestServer): Promise<void> {
-    for (let u = 0; u < this.population.endUsers.length; u++) {
+    await pool(this.population.endUsers.map((_, u) => u), 8, async (u) => {
       this.addsSent++;
       const res = await server.call('POST', '/memory/add', { headers: this.headers(u), body: { text: this.addText() } });
       this.addsAnswered++;
       if (res.status !== 201) throw new Error(`seed add answered ${res.status}: ${JSON.stringify(res.body)}`);
       this.recordAck(u, Number(res.body.id));
-    }
+    });
   }
 
   private pickLive(u: number): number | undefined {

@@ -132,7 +132,7 @@ export function securitySuite(profile: Profile, revocationTargets: TargetKind[])
       rows.push(['CORS + security headers on every route', server.app.router.routes.length + 1, `${missing.length} responses missing Access-Control-Allow-Origin, X-Request-ID, X-Content-Type-Options, Strict-Transport-Security or Cache-Control; preflight ${pre.status}`]);
     });
 
-    it('rate-limits a free-tier key with 429, Retry-After and the envelope', async () => {
+    it.runIf(full)('rate-limits a free-tier key with 429, Retry-After and the envelope', async () => {
       const limited = await startTestServer({ RATE_LIMITS_ENABLED: 'true' });
       try {
         const a = await newActor(limited, 'sec-rl');

@@ -48,6 +48,10 @@ const PARAM_GENERATORS: Array<[RegExp, string, (v: VictimIds) => string]> = [
   [/^\/org\/siem\/forwarders\/\{id\}/, 'id', (v) => v.forwarderId],
   [/^\/admin\/tenants\/\{id\}/, 'id', (v) => v.tenantId],
   [/^\/docs\/assets\/\{file\}/, 'file', () => 'app.js'],
+  // the victim has no integration or crawl job in the matrix: ids of the right shape that are not the attacker's
+  [/^\/api\/v1\/integrations\/\{provider\}/, 'provider', () => 'github'],
+  [/^\/api\/v1\/integrations\/\{id\}/, 'id', () => 'int_000000000000000000000000'],
+  [/^\/api\/v1\/crawler\/jobs\/\{id\}/, 'id', () => 'crj_000000000000000000000000'],
 ];
 
 const paramNames = (path: string) => [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
@@ -123,7 +127,7 @@ export function tenancySuite(profile: Profile) {
       const out: Attack[] = [];
       const key = { 'x-api-key': attacker.apiKey };
       const session = { authorization: `Bearer ${attacker.token}` };
-      const eu = r.endUser ? { 'x-end-user-id': ids.endUser } : {};
+      const eu: Record<string, string> = r.endUser ? { 'x-end-user-id': ids.endUser } : {};
       if (r.auth === 'any') {
         out.push({ name: "other tenant's API key (same end-user id)", headers: { ...key, ...eu } });
         out.push({ name: "other tenant's X-Project-ID", headers: { ...key, ...eu, 'x-project-id': ids.projectId } });
