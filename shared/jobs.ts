@@ -3,6 +3,7 @@ import type { JobDefinition } from './scheduler/index.ts';
 import { sweepWebhookRetries } from './tasks/webhook-delivery.ts';
 import { scheduleSiemBatches } from './tasks/siem-forwarding.ts';
 import { scheduleIntelligence, scheduleRetention } from './tasks/scheduled-work.ts';
+import { runBackup } from './tasks/backup-job.ts';
 
 /** The recurring jobs; EventBridge schedules invoke them on AWS, in-process timers locally. */
 export function scheduledJobs(app: App): JobDefinition[] {
@@ -21,6 +22,15 @@ export function scheduledJobs(app: App): JobDefinition[] {
       // One re-evaluation per tenant and a summarize task per end user with new memories.
       run: async () => {
         await scheduleIntelligence(app);
+      },
+    },
+    {
+      name: 'backup',
+      everyMs: 86_400_000,
+      leaseTtlMs: 30 * 60_000,
+      // Encrypted export of every table to the object store (restore: `memorysync restore`).
+      run: async () => {
+        await runBackup(app);
       },
     },
     {
