@@ -30,7 +30,14 @@ export const onedriveConnector: Connector = {
     const url = cursor ?? ctx.checkpoint ?? `${api}/me/drive/root/delta`;
     // Links come from the provider's answers; the token only ever goes back to the configured origin.
     if (new URL(url).origin !== new URL(api).origin) throw new ProviderError(null, 'Graph returned a paging link to another origin');
-    const { body } = await providerJson<DeltaPage>(ctx, url);
+    let body: DeltaPage;
+    try {
+      body = (await providerJson<DeltaPage>(ctx, url)).body;
+    } catch (error) {
+      // 410 resyncRequired: the delta token expired; Graph's remedy is a full enumeration from the root.
+      if (!(error instanceof ProviderError && error.status === 410) || url === `${api}/me/drive/root/delta`) throw error;
+      body = (await providerJson<DeltaPage>(ctx, `${api}/me/drive/root/delta`)).body;
+    }
     const items: NormalizedObject[] = [];
     const deletedIds: string[] = [];
     for (const item of body.value) {
