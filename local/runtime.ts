@@ -69,6 +69,15 @@ export async function startLocalServer(config: Config, overrides: AdapterOverrid
     work.finally(() => inFlight.delete(work));
   });
   server.keepAliveTimeout = 5_000;
+  // Requests Node rejects before the handler (header block over 16 KB, malformed request line) still get the envelope.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return;
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? 431 : 400;
+    const requestId = randomUUID();
+    const body = JSON.stringify(renderErrorBody(tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST', tooLarge ? 'Request headers or URL too large' : 'Malformed HTTP request', requestId));
+    socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nX-Request-ID: ${requestId}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
   const address = server.address() as AddressInfo;
   if (options.startBackground !== false) {
@@ -98,6 +107,8 @@ export async function startLocalServer(config: Config, overrides: AdapterOverrid
       })()),
   };
 }
+
+const renderErrorBody = (code: string, message: string, requestId: string) => JSON.parse(renderError(new AppError(code, code === 'HEADERS_TOO_LARGE' ? 431 : 400, message), requestId).body) as unknown;
 
 /**
  * First start on an empty data dir: a development tenant, project and API key, printed once and kept

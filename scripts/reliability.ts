@@ -17,15 +17,19 @@ interface ReportTable {
 }
 
 const args = process.argv.slice(2);
-const report = args.includes('--report');
-const vitestArgs = args.filter((a) => a !== '--report');
+// --render-only: rewrite docs/reliability.md from RELIABILITY_REPORT_FILE without running anything
+const renderOnly = args.includes('--render-only');
+const report = args.includes('--report') || renderOnly;
+const vitestArgs = args.filter((a) => a !== '--report' && a !== '--render-only');
 // A caller may name the tables file to collect several runs (e.g. one suite at a time) into one report.
 const file = process.env.RELIABILITY_REPORT_FILE ?? join(mkdtempSync(join(tmpdir(), 'reliability-')), 'tables.jsonl');
 
-const run = spawnSync('npx', ['vitest', 'run', '--config', 'vitest.reliability.config.ts', ...vitestArgs], {
-  stdio: 'inherit',
-  env: { ...process.env, ...(report ? { RELIABILITY_REPORT_FILE: file } : {}) },
-});
+const run = renderOnly
+  ? { status: Number(process.env.RELIABILITY_STATUS ?? 0) }
+  : spawnSync('npx', ['vitest', 'run', '--config', 'vitest.reliability.config.ts', ...vitestArgs], {
+    stdio: 'inherit',
+    env: { ...process.env, ...(report ? { RELIABILITY_REPORT_FILE: file } : {}) },
+  });
 
 if (report) {
   const tables: ReportTable[] = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ReportTable) : [];
