@@ -25,6 +25,8 @@ export interface SyncEngineDeps {
 export interface SyncSettings {
   /** pages one run fetches before it hands the rest to the next run (bounded Lambda time) */
   maxPagesPerRun: number;
+  /** a run starts no new page after this long (the worker Lambda times out at 300 s) */
+  maxRunMs: number;
   /** how long a run holds the connection; a crashed run's lease expires */
   leaseMs: number;
   /** time between incremental syncs of a healthy connection */
@@ -33,7 +35,7 @@ export interface SyncSettings {
   errorRetryMs: number;
 }
 
-export const SYNC_DEFAULTS: SyncSettings = { maxPagesPerRun: 25, leaseMs: 10 * 60_000, intervalMs: 15 * 60_000, errorRetryMs: 5 * 60_000 };
+export const SYNC_DEFAULTS: SyncSettings = { maxPagesPerRun: 25, maxRunMs: 200_000, leaseMs: 10 * 60_000, intervalMs: 15 * 60_000, errorRetryMs: 5 * 60_000 };
 
 export type SyncOutcome =
   | { status: 'completed' | 'partial'; objects: number; created: number; removed: number }
@@ -81,7 +83,8 @@ export async function runSync(deps: SyncEngineDeps, tenantId: string, connection
   const totals = { objects: 0, created: 0, removed: 0 };
 
   try {
-    for (let pageNo = 0; pageNo < settings.maxPagesPerRun; pageNo++) {
+    const started = performance.now();
+    for (let pageNo = 0; pageNo < settings.maxPagesPerRun && performance.now() - started < settings.maxRunMs; pageNo++) {
       const page = await deps.connectors[provider].listPage(ctx, cursor);
       const counts = await ingestPage(deps, scope, connectionId, provider, page, () => workerMeta(runId, `memorysync-integration-${provider}`));
       totals.objects += page.items.length;
