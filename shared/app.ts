@@ -44,6 +44,7 @@ import { IntegrationService } from './services/integration-service.ts';
 import { connectors, createGuardedHttp } from './integrations/index.ts';
 import { SiemService } from './services/siem-service.ts';
 import { RetentionPolicyService } from './services/retention-policies.ts';
+import { loadDeletionReceipts, type DeletionReceipts } from './services/deletion-receipts.ts';
 import { RateLimiter } from './services/rate-limiter.ts';
 import { AccessTokens } from './services/tokens.ts';
 import { Router } from './http/router.ts';
@@ -96,6 +97,8 @@ export interface App {
   /** pull-sync connections and crawler jobs */
   integrations: IntegrationService;
   siem: SiemService;
+  /** signs deletion receipts (Ed25519) */
+  receipts: DeletionReceipts;
   router: Router;
   api: ApiHandler;
   close(): Promise<void>;
@@ -188,7 +191,8 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
     engine: { connectors, logger, baseUrls: { github: config.INTEGRATION_GITHUB_API_URL, notion: config.INTEGRATION_NOTION_API_URL, google_drive: config.INTEGRATION_GOOGLE_DRIVE_API_URL, onedrive: config.INTEGRATION_ONEDRIVE_API_URL } },
   });
   const retentionPolicies = new RetentionPolicyService({ db: db.kysely, clock });
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, integrations, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem } });
+  const receipts = loadDeletionReceipts({ dataDir, signingKeyPem: config.RECEIPT_SIGNING_KEY, clock });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, integrations, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem }, receipts });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,
@@ -202,7 +206,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 
   let closed = false;
   return {
-    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, integrations, router, api,
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, receipts, integrations, router, api,
     async close() {
       if (closed) return;
       closed = true;
@@ -214,6 +218,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   };
 }
 
+/** The configured database (PostgreSQL by URL or secret, else PGlite); the CLI opens it before the app for `reindex --rebuild`. */
 export async function openDatabase(config: Config, inMemory: boolean): Promise<Db> {
   const url = config.DATABASE_URL ?? (await databaseUrlFromSecret(config));
   if (url) {

@@ -86,6 +86,8 @@ export const configSchema = z.object({
   ALLOW_PRIVATE_OIDC_ISSUERS: bool.default(false),
   /** lifetime of OAuth access tokens issued by /oauth/token */
   OAUTH_ACCESS_TOKEN_TTL_SECONDS: int(3600),
+  /** PEM (PKCS#8) Ed25519 key that signs deletion receipts; unset = generated once into the data dir */
+  RECEIPT_SIGNING_KEY: z.string().optional(),
   /** create a development tenant, project and key on first start (local only) */
   DEV_BOOTSTRAP: bool.default(true),
   /** worker Lambdas: the task family this function consumes */

@@ -169,6 +169,52 @@ export interface JobLeasesTable {
   last_finished_at: NullableTimestamp;
 }
 
+export interface InvitationsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  email: string;
+  role: string;
+  token_hash: string;
+  invited_by: number | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  accepted_at: NullableTimestamp;
+  accepted_user_id: number | null;
+  revoked_at: NullableTimestamp;
+}
+
+export interface UsageThresholdNoticesTable {
+  tenant_id: string;
+  period: string;
+  kind: string;
+  threshold: number;
+  created_at: Timestamp;
+}
+
+export interface RefusalsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  project_id: string | null;
+  user_id: number | null;
+  end_user_id: string | null;
+  principal: string | null;
+  channel: string;
+  reason: string;
+  content_hash: string;
+  content_length: number;
+  request_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface MemoryLinksTable {
+  tenant_id: string;
+  user_id: number;
+  from_memory_id: number;
+  to_memory_id: number;
+  kind: string;
+  created_at: Timestamp;
+}
+
 export interface SsoProvidersTable {
   id: string;
   tenant_id: string;
@@ -328,52 +374,6 @@ export interface SiemForwardersTable {
   created_by: number | null;
   created_at: Timestamp;
   updated_at: Timestamp;
-}
-
-export interface InvitationsTable {
-  id: Generated<number>;
-  tenant_id: string;
-  email: string;
-  role: string;
-  token_hash: string;
-  invited_by: number | null;
-  created_at: Timestamp;
-  expires_at: Timestamp;
-  accepted_at: NullableTimestamp;
-  accepted_user_id: number | null;
-  revoked_at: NullableTimestamp;
-}
-
-export interface UsageThresholdNoticesTable {
-  tenant_id: string;
-  period: string;
-  kind: string;
-  threshold: number;
-  created_at: Timestamp;
-}
-
-export interface RefusalsTable {
-  id: Generated<number>;
-  tenant_id: string;
-  project_id: string | null;
-  user_id: number | null;
-  end_user_id: string | null;
-  principal: string | null;
-  channel: string;
-  reason: string;
-  content_hash: string;
-  content_length: number;
-  request_id: string | null;
-  created_at: Timestamp;
-}
-
-export interface MemoryLinksTable {
-  tenant_id: string;
-  user_id: number;
-  from_memory_id: number;
-  to_memory_id: number;
-  kind: string;
-  created_at: Timestamp;
 }
 
 export interface ReindexRunsTable {

@@ -34,6 +34,8 @@ import { webhookRoutes } from './webhook-routes.ts';
 import { integrationRoutes } from './integration-routes.ts';
 import { siemRoutes } from './siem-routes.ts';
 import { retentionRoutes } from './retention-routes.ts';
+import { attachDeletionReceipts, receiptRoutes } from './receipt-routes.ts';
+import type { DeletionReceipts } from '../../services/deletion-receipts.ts';
 
 export interface RouteDeps {
   config: Config;
@@ -43,10 +45,10 @@ export interface RouteDeps {
   cache: Cache;
   identity: IdentityService;
   memories: MemoryService;
-  recall: RecallFeatures;
   oidc: OidcService;
   oauth: OAuthService;
   scim: ScimService;
+  recall: RecallFeatures;
   usage: UsageService;
   org: OrgService;
   billing: BillingService;
@@ -56,6 +58,7 @@ export interface RouteDeps {
   siem: SiemService;
   retentionPolicies: RetentionPolicyService;
   siemForwarding: SiemForwardingDeps;
+  receipts: DeletionReceipts;
 }
 
 /** The route table of the API: one list, used by the router, the OpenAPI document and the tests. */
@@ -64,13 +67,15 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...healthRoutes(deps),
     ...identityRoutes(deps.identity, deps.usage),
     ...memoryRoutes(deps.memories),
+    ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
     ...recallFeatureRoutes(deps.recall, deps.memories),
     ...orgRoutes(deps),
     ...adminRoutes(deps.admin),
     ...webhookRoutes(deps.webhooks), ...siemRoutes(deps.siem, deps.siemForwarding),
     ...retentionRoutes(deps.retentionPolicies),
     ...integrationRoutes(deps.integrations),
-    ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
+    ...receiptRoutes(deps.receipts),
   ];
+  attachDeletionReceipts(routes, deps.receipts);
   return [...routes, ...openApiRoutes(() => routes)];
 }
