@@ -3,6 +3,13 @@ import { header, stateOf, type ApiRequest } from './types.ts';
 
 export const MAX_JSON_DEPTH = 32;
 
+function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+  return false;
+}
+
 function depthOf(value: unknown, depth = 0): number {
   if (depth > MAX_JSON_DEPTH) return depth;
   if (Array.isArray(value)) return value.reduce<number>((d, v) => Math.max(d, depthOf(v, depth + 1)), depth + 1);
@@ -50,6 +57,10 @@ export function bodyOf(request: ApiRequest, maxBytes: number): unknown {
   }
   if (depthOf(parsed) > MAX_JSON_DEPTH) {
     throw new AppError('VALIDATION_ERROR', 422, `JSON nesting deeper than ${MAX_JSON_DEPTH} levels`, []);
+  }
+  // PostgreSQL text and jsonb cannot hold U+0000; refusing it here keeps every route's writes storable.
+  if (containsNul(parsed)) {
+    throw new AppError('VALIDATION_ERROR', 422, 'strings must not contain the NUL character (U+0000)', [{ loc: ['body'], msg: 'NUL character', type: 'value_error' }]);
   }
   state.body = parsed;
   return parsed;

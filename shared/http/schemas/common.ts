@@ -9,7 +9,13 @@ export const metadataSchema = z.record(z.string(), z.unknown()).refine((m) => JS
 export const importanceSchema = z.number().min(0).max(1);
 export const ttlMinutesSchema = z.number().int().min(1).max(60 * 24 * 365 * 10);
 export const labelSchema = z.string().trim().max(128);
-export const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 date');
+/** An ISO-8601 date PostgreSQL can store (years 1-9999); JavaScript accepts far wider ones. */
+export const isoDate = z.string().max(64).refine((s) => {
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) return false;
+  const year = new Date(t).getUTCFullYear();
+  return year >= 1 && year <= 9999;
+}, 'must be an ISO-8601 date between years 1 and 9999');
 /** A path id is plain digits: `1e3`, ` 7` or `0x1f` would otherwise coerce to a number. */
 export const positiveIntegerPath = (max: number) =>
   z.string().regex(/^\d{1,16}$/, 'must be a positive integer').transform(Number).pipe(z.number().int().positive().max(max));
