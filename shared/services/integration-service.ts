@@ -165,9 +165,20 @@ export class IntegrationService {
 
   // ------------------------------------------------------------------ worker side
 
+  /** One sync run; a pass cut short by the per-run page or time budget queues its own continuation. */
   async sync(tenantId: string, connectionId: string): Promise<SyncOutcome> {
     const { db, clock, memories, tenantKeys, http } = this.deps;
-    return runSync({ ...this.deps.engine, db, clock, memories, tenantKeys, http }, tenantId, connectionId);
+    const outcome = await runSync({ ...this.deps.engine, db, clock, memories, tenantKeys, http }, tenantId, connectionId);
+    if (outcome.status === 'partial') {
+      // At once, not at the next poll (every 15 minutes on AWS).
+      const task = this.syncTask(tenantId, connectionId, 'continue');
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('integration_connections').set({ next_sync_at: null }).where('tenant_id', '=', tenantId).where('id', '=', connectionId).execute();
+        await this.deps.outbox.enqueue(trx, [task]);
+      });
+      await this.deps.outbox.relay([task.id]);
+    }
+    return outcome;
   }
 
   /** Runs a crawl job; a redelivered task resumes harmlessly (pages already stored are skipped by their idempotency keys). */
@@ -225,7 +236,7 @@ export class IntegrationService {
 
   // ------------------------------------------------------------------ internals
 
-  private syncTask(tenantId: string, connectionId: string, reason: 'initial' | 'manual' | 'scheduled'): Task {
+  private syncTask(tenantId: string, connectionId: string, reason: 'initial' | 'manual' | 'scheduled' | 'continue'): Task {
     return { id: randomUUID(), family: 'integration-sync', tenantId, type: 'sync', payload: { connectionId, reason }, createdAt: this.deps.clock.now().toISOString() };
   }
 

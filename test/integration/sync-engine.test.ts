@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectors, runSync, type Connector, type NormalizedObject, type PageResult } from '#shared/integrations/index.ts';
 import { createGuardedHttp } from '#shared/integrations/guarded-http.ts';
 import type { Scope } from '#shared/services/scope.ts';
+import { enqueueTasks } from '#shared/outbox/index.ts';
+import { IntegrationService } from '#shared/services/integration-service.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
 const issue = (n: number, body: string): NormalizedObject => ({ id: `issue:${n}`, type: 'issue', url: null, content: `Issue ${n}: ${body}`, metadata: {} });
@@ -95,6 +97,25 @@ describe('sync engine', () => {
     expect((await runSync(engine(connector, { maxPagesPerRun: 2 }), tenant.tenantId, conn.id)).status).toBe('partial');
     expect((await runSync(engine(connector, { maxPagesPerRun: 2 }), tenant.tenantId, conn.id)).status).toBe('completed');
     expect(await texts('long')).toHaveLength(5);
+  });
+
+  it('queues the continuation of a pass cut short by the page budget, which the worker runs to the end', async () => {
+    const { app } = server;
+    const connector = scriptedConnector([1, 2, 3].map((n) => ({ items: [issue(n, `chained ${n}`)] })));
+    const service = new IntegrationService({
+      db: app.db.kysely, clock: app.clock, tenantKeys: app.tenantKeys, identity: app.identity, memories: app.memories, http: createGuardedHttp({ allowPrivate: true }),
+      outbox: { enqueue: async (trx, tasks) => { await enqueueTasks(trx, tasks); }, relay: async () => {}, settle: async () => {} },
+      engine: { connectors: { ...connectors, github: connector }, baseUrls: { github: '', notion: '', google_drive: '', onedrive: '' }, settings: { maxPagesPerRun: 1 } },
+    });
+    const conn = await service.connect(scope, 'github', { access_token: 'ghp_x', end_user_id: 'chain' }, meta());
+    const queued = () => app.db.kysely.selectFrom('outbox').select(['task_id', 'payload']).where('family', '=', 'integration-sync').where('relayed_at', 'is', null).execute();
+    for (let run = 1; run <= 3; run++) {
+      const outcome = await service.sync(tenant.tenantId, conn.id);
+      expect(outcome.status).toBe(run < 3 ? 'partial' : 'completed');
+    }
+    const continuations = (await queued()).filter((r) => JSON.stringify(r.payload).includes('continue') && JSON.stringify(r.payload).includes(conn.id));
+    expect(continuations).toHaveLength(2);
+    expect(await texts('chain')).toEqual(['Issue 1: chained 1', 'Issue 2: chained 2', 'Issue 3: chained 3']);
   });
 
   it('lets only one run hold a connection at a time', async () => {
