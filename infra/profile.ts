@@ -136,7 +136,8 @@ export const SCHEDULED_JOBS: ReadonlyArray<{ job: string; every: Duration }> = [
   { job: 'integration-poll', every: Duration.minutes(15) },
   { job: 'webhook-retry-sweep', every: Duration.minutes(1) },
   { job: 'backup', every: Duration.days(1) },
-  { job: 'usage-rollup', every: Duration.hours(1) },
+  { job: 'outbox-prune', every: Duration.days(1) },
+  { job: 'siem-forward', every: Duration.minutes(1) },
 ];
 
 /** The jobs with a profile's own frequencies applied. */
