@@ -2,7 +2,6 @@ import { cpus, totalmem } from 'node:os';
 import { benchCore } from './core.ts';
 import { benchLambda } from './lambda.ts';
 import { benchWorkers } from './workers.ts';
-import { benchWorkers } from './workers.ts';
 
 /**
  * `npm run bench [-- --quick]`: prints every benchmark table of the project (markdown), with the
@@ -12,7 +11,6 @@ const quick = process.argv.includes('--quick');
 const sections: Array<[string, () => Promise<string>]> = [
   ['core', () => benchCore({ memories: quick ? 1_000 : 10_000, queries: quick ? 50 : 200 })],
   ['lambda', () => benchLambda()],
-  ['workers', () => benchWorkers()],
   ['workers', () => benchWorkers()],
 ];
 
