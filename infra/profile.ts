@@ -91,6 +91,7 @@ const lean: ProfileSettings = {
   jobFrequencies: {
     'outbox-sweep': Duration.minutes(15),
     'webhook-retry-sweep': Duration.minutes(15),
+    'siem-forward': Duration.minutes(15),
     'integration-poll': Duration.hours(1),
   },
 };

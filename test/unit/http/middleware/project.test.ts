@@ -125,7 +125,7 @@ describe('project resolver middleware', () => {
     });
 
     it('answers 400 INVALID_END_USER_ID for an id with control characters', async () => {
-      const res = await add({ 'X-API-Key': a.apiKey }, { text: 'x', end_user_id: 'bob\u0000admin' });
+      const res = await add({ 'X-API-Key': a.apiKey }, { text: 'x', end_user_id: 'bob\u0007admin' });
       expect(res.statusCode).toBe(400);
       expect(bodyJson(res).error.code).toBe('INVALID_END_USER_ID');
     });
