@@ -1,6 +1,6 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import { vectorErrors, vectorFilterSql } from '../pg-common/vector-sql.ts';
+import { vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
 import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
 
 export interface PgArrayStoreOptions {
@@ -68,13 +68,7 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
       });
     },
     async updateMetadata(namespace: string, memoryId: number, m: Partial<VectorMetadata>) {
-      const sets: RawBuilder<unknown>[] = [];
-      if (m.tier !== undefined) sets.push(sql`tier = ${m.tier}`);
-      if (m.retentionStatus !== undefined) sets.push(sql`retention_status = ${m.retentionStatus}`);
-      if (m.environment !== undefined) sets.push(sql`environment = ${m.environment}`);
-      if (m.projectId !== undefined) sets.push(sql`project_id = ${m.projectId}`);
-      if (m.tags !== undefined) sets.push(sql`tags = ${m.tags}::text[]`);
-      if (m.source !== undefined) sets.push(sql`source = ${m.source}`);
+      const sets = vectorMetadataSets(m);
       if (!sets.length) return;
       await wrap('update', async () => {
         await sql`update ${table} set ${sql.join(sets)} where namespace = ${namespace} and memory_id = ${memoryId}`.execute(db);

@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import type { VectorFilter } from '../../ports/vector-store.ts';
+import type { VectorFilter, VectorMetadata } from '../../ports/vector-store.ts';
 
 /**
  * The WHERE clause of every vector statement in PostgreSQL (pgvector and pg-array): the namespace
@@ -29,4 +29,16 @@ export function vectorErrors(kind: string) {
       throw new DependencyError('vector-store', `${kind} ${what} failed`, { cause: err });
     }
   };
+}
+
+/** The SET list of a metadata update (only the given fields); empty when there is nothing to change. */
+export function vectorMetadataSets(m: Partial<VectorMetadata>): RawBuilder<unknown>[] {
+  const sets: RawBuilder<unknown>[] = [];
+  if (m.tier !== undefined) sets.push(sql`tier = ${m.tier}`);
+  if (m.retentionStatus !== undefined) sets.push(sql`retention_status = ${m.retentionStatus}`);
+  if (m.environment !== undefined) sets.push(sql`environment = ${m.environment}`);
+  if (m.projectId !== undefined) sets.push(sql`project_id = ${m.projectId}`);
+  if (m.tags !== undefined) sets.push(sql`tags = ${m.tags}::text[]`);
+  if (m.source !== undefined) sets.push(sql`source = ${m.source}`);
+  return sets;
 }

@@ -1,6 +1,6 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import { vectorErrors, vectorFilterSql } from '../pg-common/vector-sql.ts';
+import { vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
 import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
 
 export interface PgvectorStoreOptions {
@@ -97,13 +97,7 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
     },
 
     async updateMetadata(namespace: string, memoryId: number, metadata: Partial<VectorMetadata>) {
-      const sets: RawBuilder<unknown>[] = [];
-      if (metadata.tier !== undefined) sets.push(sql`tier = ${metadata.tier}`);
-      if (metadata.retentionStatus !== undefined) sets.push(sql`retention_status = ${metadata.retentionStatus}`);
-      if (metadata.environment !== undefined) sets.push(sql`environment = ${metadata.environment}`);
-      if (metadata.projectId !== undefined) sets.push(sql`project_id = ${metadata.projectId}`);
-      if (metadata.tags !== undefined) sets.push(sql`tags = ${metadata.tags}::text[]`);
-      if (metadata.source !== undefined) sets.push(sql`source = ${metadata.source}`);
+      const sets = vectorMetadataSets(metadata);
       if (sets.length === 0) return;
       await wrap('update', async () => {
         await sql`update ${table} set ${sql.join(sets)} where namespace = ${namespace} and memory_id = ${memoryId}`.execute(db);
