@@ -1,54 +1,23 @@
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { freePort, killProcess, startRedis as startRedisServer } from '../support/redis-server.ts';
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RedisCache } from '../../shared/adapters/redis-cache/redis-cache.ts';
 import { createRedisCache } from '../../shared/adapters/redis-cache/redis-cache.ts';
 import { createManualClock } from '../contract/cache.ts';
 
-/** a port the OS just handed out and released, so parallel test files do not collide */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
-}
-
 const servers = new Set<ChildProcess>();
 const caches = new Set<RedisCache>();
 
-/** starts a throwaway redis-server and resolves once it accepts connections */
+/** starts a throwaway redis-server, tracked so afterEach always kills it */
 async function startRedis(port: number): Promise<ChildProcess> {
-  const server = spawn(
-    'redis-server',
-    ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const server = await startRedisServer(port);
   servers.add(server);
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    server.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) resolve();
-    });
-    server.once('error', reject);
-    server.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${output.slice(-500)}`)));
-  });
   return server;
 }
 
 async function killRedis(server: ChildProcess): Promise<void> {
-  if (server.exitCode === null && server.signalCode === null) {
-    const exited = once(server, 'exit');
-    server.kill('SIGKILL');
-    await exited;
-  }
+  await killProcess(server);
   servers.delete(server);
 }
 
