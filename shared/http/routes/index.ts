@@ -1,21 +1,4 @@
-import type { Config } from '../../config.ts';
-import type { Cache } from '../../ports/cache.ts';
-import type { Db } from '../../ports/db.ts';
-import type { Embedder } from '../../ports/embedder.ts';
-import type { VectorStore } from '../../ports/vector-store.ts';
-import type { IdentityService } from '../../services/identity-service.ts';
-import type { MemoryService } from '../../services/memory-service.ts';
-import type { RecallFeatures } from '../../services/recall-features.ts';
-import type { UsageService } from '../../services/usage-service.ts';
-import type { OrgService } from '../../services/org-service.ts';
-import type { BillingService } from '../../services/billing-service.ts';
-import type { AdminService } from '../../services/admin-service.ts';
-import type { OidcService } from '../../services/oidc-service.ts';
-import type { OAuthService } from '../../services/oauth-service.ts';
-import type { ScimService } from '../../services/scim/scim-service.ts';
-import type { WebhookService } from '../../services/webhook-service.ts';
-import type { IntegrationService } from '../../services/integration-service.ts';
-import type { SiemService } from '../../services/siem-service.ts';
+import type { App } from '../../app.ts';
 import type { RetentionPolicyService } from '../../services/retention-policies.ts';
 import type { SiemForwardingDeps } from '../../tasks/siem-forwarding.ts';
 import type { RouteDefinition } from '../types.ts';
@@ -35,31 +18,16 @@ import { integrationRoutes } from './integration-routes.ts';
 import { siemRoutes } from './siem-routes.ts';
 import { retentionRoutes } from './retention-routes.ts';
 import { attachDeletionReceipts, receiptRoutes } from './receipt-routes.ts';
-import type { DeletionReceipts } from '../../services/deletion-receipts.ts';
 
-export interface RouteDeps {
-  config: Config;
-  db: Db;
-  vectors: VectorStore;
-  embedder: Embedder;
-  cache: Cache;
-  identity: IdentityService;
-  memories: MemoryService;
-  oidc: OidcService;
-  oauth: OAuthService;
-  scim: ScimService;
-  recall: RecallFeatures;
-  usage: UsageService;
-  org: OrgService;
-  billing: BillingService;
-  admin: AdminService;
-  webhooks: WebhookService;
-  integrations: IntegrationService;
-  siem: SiemService;
+/** What the routes use of the composition root, plus two route-only views of it. */
+export type RouteDeps = Pick<
+  App,
+  | 'config' | 'db' | 'vectors' | 'embedder' | 'cache' | 'identity' | 'memories' | 'oidc' | 'oauth' | 'scim' | 'recall'
+  | 'usage' | 'org' | 'billing' | 'admin' | 'webhooks' | 'integrations' | 'siem' | 'receipts'
+> & {
   retentionPolicies: RetentionPolicyService;
   siemForwarding: SiemForwardingDeps;
-  receipts: DeletionReceipts;
-}
+};
 
 /** The route table of the API: one list, used by the router, the OpenAPI document and the tests. */
 export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
