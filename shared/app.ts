@@ -220,22 +220,27 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 
 /** The configured database (PostgreSQL by URL or secret, else PGlite); the CLI opens it before the app for `reindex --rebuild`. */
 export async function openDatabase(config: Config, inMemory: boolean): Promise<Db> {
-  const url = config.DATABASE_URL ?? (await databaseUrlFromSecret(config));
-  if (url) {
-    return openPostgresDb({ connectionString: url, maxConnections: config.DATABASE_POOL_MAX, connectionTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS, enableVector: config.VECTOR_STORE === 'pgvector' || config.VECTOR_STORE === 'auto' });
+  const pool = {
+    maxConnections: config.DATABASE_POOL_MAX, connectionTimeoutMs: config.DATABASE_CONNECT_TIMEOUT_MS,
+    acquireTimeoutMs: config.DATABASE_POOL_ACQUIRE_TIMEOUT_MS, maxWaiting: config.DATABASE_POOL_MAX_WAITING,
+    enableVector: config.VECTOR_STORE === 'pgvector' || config.VECTOR_STORE === 'auto',
+  };
+  if (config.DATABASE_URL) return openPostgresDb({ connectionString: config.DATABASE_URL, ...pool });
+  if (config.DATABASE_SECRET_ARN && config.DATABASE_HOST) {
+    // The secret is read again when the server refuses the password (rotation), without a cold start.
+    const ssl = config.DATABASE_SSL ? '?sslmode=no-verify' : '';
+    return openPostgresDb({ connectionString: `postgres://${config.DATABASE_HOST}:${config.DATABASE_PORT}/${config.DATABASE_NAME}${ssl}`, credentials: () => databaseSecret(config), ...pool });
   }
   return openPgliteDb(inMemory ? { templatePath: config.PGLITE_TEMPLATE } : { dataDir: join(config.MEMORYSYNC_DATA_DIR, 'pgdata') });
 }
 
-/** On AWS the database password lives in Secrets Manager; the connection goes through RDS Proxy. */
-async function databaseUrlFromSecret(config: Config): Promise<string | undefined> {
-  if (!config.DATABASE_SECRET_ARN || !config.DATABASE_HOST) return undefined;
+/** On AWS the database password lives in Secrets Manager (rotated); the connection goes through RDS Proxy. */
+async function databaseSecret(config: Config): Promise<{ user: string; password: string }> {
   const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
   const client = new SecretsManagerClient({ region: config.AWS_REGION });
   const out = await client.send(new GetSecretValueCommand({ SecretId: config.DATABASE_SECRET_ARN }));
   const secret = JSON.parse(out.SecretString ?? '{}') as { username: string; password: string };
-  const ssl = config.DATABASE_SSL ? '?sslmode=no-verify' : '';
-  return `postgres://${encodeURIComponent(secret.username)}:${encodeURIComponent(secret.password)}@${config.DATABASE_HOST}:${config.DATABASE_PORT}/${config.DATABASE_NAME}${ssl}`;
+  return { user: secret.username, password: secret.password };
 }
 
 async function resolveJwtSecret(config: Config, inMemory: boolean): Promise<string> {

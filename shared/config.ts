@@ -24,8 +24,14 @@ export const configSchema = z.object({
   DATABASE_PORT: int(5432),
   DATABASE_NAME: z.string().default('memorysync'),
   DATABASE_SSL: bool.default(false),
+  /** connections per process (on Lambda 1-2, RDS Proxy pools) */
   DATABASE_POOL_MAX: int(10),
+  /** opening one connection: past it the database is down (503 SERVICE_UNAVAILABLE) */
   DATABASE_CONNECT_TIMEOUT_MS: int(2000),
+  /** waiting for a pooled connection while all are busy: past it 503 SERVICE_OVERLOADED with Retry-After */
+  DATABASE_POOL_ACQUIRE_TIMEOUT_MS: int(10000),
+  /** requests allowed to wait for a connection; one more gets SERVICE_OVERLOADED at once */
+  DATABASE_POOL_MAX_WAITING: int(1000),
   /** auto (pgvector when the database has it, else exact search over real[]), pgvector, pg-array or opensearch */
   VECTOR_STORE: z.enum(['auto', 'pgvector', 'pg-array', 'opensearch']).default('auto'),
   OPENSEARCH_ENDPOINT: z.string().optional(),

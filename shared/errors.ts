@@ -33,6 +33,20 @@ export const serviceUnavailable = (message = 'Service temporarily unavailable') 
 export class DatabaseUnavailableError extends AppError {
   constructor(cause?: unknown) {
     super('SERVICE_UNAVAILABLE', 503, 'Database unavailable', undefined, { 'Retry-After': '1' });
+    this.name = 'DatabaseUnavailableError';
+    this.cause = cause;
+  }
+}
+
+/**
+ * Raised by the database adapter when every pooled connection stayed busy for the whole wait budget
+ * (or too many requests are already waiting): backpressure, not an outage. A 503 with its own code and
+ * `Retry-After`, so clients back off and operators can tell it from `SERVICE_UNAVAILABLE`.
+ */
+export class DatabaseOverloadedError extends AppError {
+  constructor(readonly reason: string, cause?: unknown) {
+    super('SERVICE_OVERLOADED', 503, 'Server busy: every database connection is in use; retry shortly', undefined, { 'Retry-After': '2' }, { retry_after: 2 });
+    this.name = 'DatabaseOverloadedError';
     this.cause = cause;
   }
 }

@@ -3,10 +3,14 @@ import { header, stateOf, type ApiRequest } from './types.ts';
 
 export const MAX_JSON_DEPTH = 32;
 
-function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => k.includes('\u0000') || containsNul(v));
+/** A string PostgreSQL cannot store: U+0000, or a lone UTF-16 surrogate (`"\\udd23"` in JSON), which has no UTF-8 form. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const unstorable = (s: string) => s.includes('\u0000') || LONE_SURROGATE.test(s);
+
+function containsUnstorable(value: unknown): boolean {
+  if (typeof value === 'string') return unstorable(value);
+  if (Array.isArray(value)) return value.some(containsUnstorable);
+  if (value && typeof value === 'object') return Object.entries(value).some(([k, v]) => unstorable(k) || containsUnstorable(v));
   return false;
 }
 
@@ -58,9 +62,10 @@ export function bodyOf(request: ApiRequest, maxBytes: number): unknown {
   if (depthOf(parsed) > MAX_JSON_DEPTH) {
     throw new AppError('VALIDATION_ERROR', 422, `JSON nesting deeper than ${MAX_JSON_DEPTH} levels`, []);
   }
-  // PostgreSQL text and jsonb cannot hold U+0000; refusing it here keeps every route's writes storable.
-  if (containsNul(parsed)) {
-    throw new AppError('VALIDATION_ERROR', 422, 'strings must not contain the NUL character (U+0000)', [{ loc: ['body'], msg: 'NUL character', type: 'value_error' }]);
+  // PostgreSQL text and jsonb cannot hold U+0000 nor a lone surrogate (invalid UTF-8); refusing them here
+  // keeps every route's writes storable instead of failing in the driver with a 500.
+  if (containsUnstorable(parsed)) {
+    throw new AppError('VALIDATION_ERROR', 422, 'strings must not contain the NUL character (U+0000) or unpaired UTF-16 surrogates', [{ loc: ['body'], msg: 'NUL character or unpaired surrogate', type: 'value_error' }]);
   }
   state.body = parsed;
   return parsed;

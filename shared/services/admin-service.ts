@@ -132,9 +132,17 @@ export class AdminService {
       rows.tenants = 1;
       await this.audit(trx, actor, tenantId, 'admin.tenant_deleted', 'delete', 200, { rows, vectors });
     });
-    // Cached principals were dropped above; drop again in case a request re-cached one meanwhile.
+    // Cached principals were dropped above; drop again in case a request re-cached one meanwhile. Then every
+    // entry under the tenant's key prefixes (query results, generations, webhook-subscription flags, …).
     await this.deps.cache.del(...cacheKeys);
-    return { deleted: true, tenant_id: tenantId, data_key_destroyed: true, rows, vectors_deleted: vectors, vector_namespaces: users.length, cache_entries: cacheKeys.length };
+    let prefixed = 0;
+    let cachePending = false;
+    for (const prefix of tenantCachePrefixes(tenantId)) {
+      const n = await this.deps.cache.deletePrefix(prefix);
+      if (n === undefined) cachePending = true;
+      else prefixed += n;
+    }
+    return { deleted: true, tenant_id: tenantId, data_key_destroyed: true, rows, vectors_deleted: vectors, vector_namespaces: users.length, cache_entries: cacheKeys.length + prefixed, cache_pending: cachePending };
   }
 
   /**
@@ -215,17 +223,22 @@ export class AdminService {
     if (!row) throw notFound('Tenant not found');
   }
 
-  /** Every cache entry that could answer for this tenant: principals, projects, end users, plan, query generations. */
+  /** Every cache entry named after this tenant's rows: principals, projects, end users, plan, query generations. */
   private async cacheKeysOf(tenantId: string): Promise<string[]> {
-    const [keys, sessions, projects, users] = await Promise.all([
+    const [keys, sessions, projects, users, scimTokens, oauthApps] = await Promise.all([
       this.deps.db.selectFrom('api_keys').select('key_hash').where('tenant_id', '=', tenantId).execute(),
       this.deps.db.selectFrom('refresh_tokens').select('session_id').distinct().where('tenant_id', '=', tenantId).execute(),
       this.deps.db.selectFrom('projects').select('id').where('tenant_id', '=', tenantId).execute(),
       this.deps.db.selectFrom('users').select(['id', 'external_id']).where('tenant_id', '=', tenantId).execute(),
+      this.deps.db.selectFrom('scim_tokens').select('token_hash').where('tenant_id', '=', tenantId).execute(),
+      this.deps.db.selectFrom('oauth_apps').select('id').where('tenant_id', '=', tenantId).execute(),
     ]);
     return [
       ...keys.map((k) => principalKey('key', k.key_hash)),
       ...sessions.map((s) => principalKey('session', s.session_id)),
+      // SCIM provisioning principals and live OAuth apps (key formats of ScimService and OAuthService)
+      ...scimTokens.map((t) => `principal:scim:${t.token_hash}`),
+      ...oauthApps.map((a) => `oauth:app:${a.id}`),
       ...projects.map((p) => `project:${tenantId}:${p.id}`),
       ...users.filter((u) => u.external_id).map((u) => `enduser:${u.external_id}`),
       ...users.map((u) => `qgen:${tenantId}:${u.id}`),
@@ -237,4 +250,12 @@ export class AdminService {
     const keys = (await this.cacheKeysOf(tenantId)).filter((k) => k.startsWith('principal:'));
     if (keys.length) await this.deps.cache.del(...keys);
   }
+}
+
+/**
+ * Cache key prefixes that hold only this tenant's entries (see the services' key builders: `q:` query
+ * results, `qgen:` generations, `whsub:` webhook-subscription flags, `project:`, `enduser:` ids).
+ */
+export function tenantCachePrefixes(tenantId: string): string[] {
+  return ['q', 'qgen', 'whsub', 'project', 'enduser'].map((kind) => `${kind}:${tenantId}:`);
 }

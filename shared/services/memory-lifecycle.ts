@@ -161,13 +161,17 @@ export class MemoryLifecycleService {
       vectorsPending = true;
       if (counts.hasVectorsTask) await this.deps.outbox.relay([taskId]);
     }
+    // Cached query results (memory ids and scores) go by prefix, then the generation counter by name.
+    const queryEntries = await this.deps.cache.deletePrefix(`q:${scope.tenantId}:${scope.userId}:`);
     const cacheKeys = [`qgen:${scope.tenantId}:${scope.userId}`];
     await this.deps.cache.del(...cacheKeys);
     const { hasVectorsTask: _, ...rows } = counts;
     return {
       end_user_id: scope.endUserExternalId,
-      deleted: { ...rows, vectors, cache_keys: cacheKeys.length },
+      deleted: { ...rows, vectors, cache_keys: cacheKeys.length + (queryEntries ?? 0) },
       vectors_pending: vectorsPending,
+      // the cache could not be scanned (unreachable): its leftovers expire within CACHE_TTL_SECONDS
+      cache_pending: queryEntries === undefined,
     };
   }
 

@@ -112,6 +112,60 @@ export function cacheContract(name: string, factory: () => Promise<CacheUnderTes
       expect(await cache.get('c')).toBe(3);
     });
 
+    it('deletes every entry under a prefix, counts them, and leaves lookalike keys alone', async () => {
+      await cache.set('q:t1:7:0:aaa', [1], 60);
+      await cache.set('q:t1:7:3:bbb', [2], 60);
+      await cache.incr('q:t1:7:counter', 60);
+      await cache.set('q:t1:70:0:ccc', [3], 60); // another end user whose id starts with the same digit
+      await cache.set('q:t2:7:0:ddd', [4], 60);
+      await cache.set('qgen:t1:7', 5, 60);
+
+      expect(await cache.deletePrefix('q:t1:7:')).toBe(3);
+
+      expect(await cache.get('q:t1:7:0:aaa')).toBeUndefined();
+      expect(await cache.get('q:t1:7:3:bbb')).toBeUndefined();
+      expect(await cache.get('q:t1:7:counter')).toBeUndefined();
+      expect(await cache.get('q:t1:70:0:ccc')).toEqual([3]);
+      expect(await cache.get('q:t2:7:0:ddd')).toEqual([4]);
+      expect(await cache.get('qgen:t1:7')).toBe(5);
+      expect(await cache.deletePrefix('q:t1:7:')).toBe(0);
+    });
+
+    it('treats glob characters in a prefix literally', async () => {
+      await cache.set('p*:x', 1, 60);
+      await cache.set('p?:x', 2, 60);
+      await cache.set('p[a]:x', 3, 60);
+      await cache.set('p\\:x', 4, 60);
+      await cache.set('pa:x', 5, 60);
+
+      expect(await cache.deletePrefix('p*')).toBe(1);
+      expect(await cache.deletePrefix('p?')).toBe(1);
+      expect(await cache.deletePrefix('p[a]')).toBe(1);
+      expect(await cache.deletePrefix('p\\')).toBe(1);
+
+      expect(await cache.get('pa:x')).toBe(5);
+    });
+
+    it('deletes a prefix spanning many scan batches', async () => {
+      await Promise.all(Array.from({ length: 1_200 }, (_, i) => cache.set(`bulk:${i}`, i, 60)));
+      await cache.set('keep:1', 1, 60);
+
+      expect(await cache.deletePrefix('bulk:')).toBe(1_200);
+
+      expect(await cache.get('bulk:0')).toBeUndefined();
+      expect(await cache.get('bulk:1199')).toBeUndefined();
+      expect(await cache.get('keep:1')).toBe(1);
+    });
+
+    it('does not count expired entries, and refuses an empty prefix', async () => {
+      await cache.set('ttl:short', 1, 1);
+      await cache.set('ttl:long', 2, 60);
+      await subject.advanceTime(1_500);
+
+      expect(await cache.deletePrefix('ttl:')).toBe(1);
+      await expect(cache.deletePrefix('')).rejects.toThrow(TypeError);
+    });
+
     it('creates a counter at 1 whose window starts at creation and is not extended by increments', async () => {
       expect(await cache.incr('rate:tenant-1', 10)).toBe(1);
       await subject.advanceTime(6_000);
@@ -148,6 +202,8 @@ export function cacheContract(name: string, factory: () => Promise<CacheUnderTes
       expect(await cache.get('shared-counter')).toBeUndefined();
       await neighbour.del('shared-name');
       expect(await cache.get('shared-name')).toBe('mine');
+      expect(await neighbour.deletePrefix('shared-')).toBe(1); // its own counter, not my entry
+      expect(await cache.get('shared-name')).toBe('mine');
       expect(await neighbour.get('shared-name')).toBeUndefined();
     });
 
@@ -161,6 +217,7 @@ export function cacheContract(name: string, factory: () => Promise<CacheUnderTes
       await expect(cache.set('after-close', 1, 60)).resolves.toBeUndefined();
       await expect(cache.del('before-close')).resolves.toBeUndefined();
       expect(await cache.incr('after-close-counter', 60)).toBeUndefined();
+      expect(await cache.deletePrefix('before')).toBeUndefined();
       expect(await cache.healthy()).toBe(false);
     });
   });

@@ -117,4 +117,11 @@ describe('redis cache', () => {
     expect(cache.breakerState).toBe('closed');
     expect(await cache.healthy()).toBe(true);
   });
+
+  it('answers undefined from deletePrefix when Redis cannot be reached, without throwing', async () => {
+    const cache = createRedisCache({ url: 'redis://127.0.0.1:1', commandTimeoutMs: 200, connectTimeoutMs: 200 });
+    opened.push(cache);
+
+    expect(await cache.deletePrefix('q:')).toBeUndefined();
+  });
 });

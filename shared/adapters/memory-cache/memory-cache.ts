@@ -17,6 +17,11 @@ interface Entry {
   expiresAt: number;
 }
 
+export interface MemoryCache extends Cache {
+  /** the live (unexpired) keys, for tests that check what a deletion left behind */
+  keys(): string[];
+}
+
 /**
  * In-process TTL cache for the local runtime and tests. Behaves like the Redis adapter as far as
  * callers can tell: JSON round trips (a Date comes back as a string), counters readable with `get`,
@@ -25,7 +30,7 @@ interface Entry {
  * A Map is already an insertion-ordered LRU when an entry is re-inserted on every hit, so this needs
  * no dependency; `lru-cache` would also read time from `performance.now()` rather than our Clock.
  */
-export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
+export function createMemoryCache(options: MemoryCacheOptions = {}): MemoryCache {
   const maxEntries = Math.max(1, options.maxEntries ?? defaults.maxEntries);
   const clock = options.clock ?? defaults.clock;
   const entries = new Map<string, Entry>();
@@ -75,6 +80,24 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
     async del(...keys) {
       if (closed) return;
       for (const key of keys) entries.delete(key);
+    },
+
+    async deletePrefix(prefix) {
+      if (!prefix) throw new TypeError('deletePrefix needs a non-empty prefix');
+      if (closed) return undefined;
+      let deleted = 0;
+      const at = now();
+      for (const [key, entry] of [...entries]) {
+        if (!key.startsWith(prefix)) continue;
+        entries.delete(key);
+        if (entry.expiresAt > at) deleted += 1;
+      }
+      return deleted;
+    },
+
+    keys() {
+      const at = now();
+      return [...entries].filter(([, entry]) => entry.expiresAt > at).map(([key]) => key);
     },
 
     async incr(key, ttlSeconds) {

@@ -27,6 +27,8 @@ const defaults = {
   maxReconnectDelayMs: 1_000,
   /** an answer from Redis younger than this makes healthy() skip its PING */
   healthMaxAnswerAgeMs: 1_000,
+  /** SCAN COUNT hint for deletePrefix; each step (one SCAN, one UNLINK of what it found) gets the command budget */
+  scanBatch: 500,
 } as const;
 
 export interface RedisCacheStats {
@@ -52,8 +54,9 @@ export function createRedisCache(options: RedisCacheOptions): RedisCache {
   const clock = options.clock ?? systemClock;
   const breaker = new CircuitBreaker({ ...defaults.breaker, ...options.breaker, clock });
 
+  const keyPrefix = options.keyPrefix ?? defaults.keyPrefix;
   const client = new Redis(options.url, {
-    keyPrefix: options.keyPrefix ?? defaults.keyPrefix,
+    keyPrefix,
     commandTimeout: commandTimeoutMs,
     connectTimeout: connectTimeoutMs,
     enableOfflineQueue: false,
@@ -147,6 +150,27 @@ export function createRedisCache(options: RedisCacheOptions): RedisCache {
 
     del,
 
+    async deletePrefix(prefix) {
+      if (!prefix) throw new TypeError('deletePrefix needs a non-empty prefix');
+      // ioredis prefixes key arguments but not SCAN patterns: match on the full key, unlink by the
+      // unprefixed name. SCAN walks the whole keyspace of this (single-node) Redis in small steps,
+      // so a large keyspace never blocks the server; every step is its own call through the breaker.
+      const pattern = `${escapeGlob(keyPrefix + prefix)}*`;
+      let cursor = '0';
+      let deleted = 0;
+      do {
+        const step = await run(async () => {
+          const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', defaults.scanBatch);
+          const removed = keys.length ? await client.unlink(...keys.map((k) => k.slice(keyPrefix.length))) : 0;
+          return { next, removed };
+        }, undefined);
+        if (!step) return undefined; // unavailable part-way: what is left expires with its TTL
+        deleted += step.removed;
+        cursor = step.next;
+      } while (cursor !== '0');
+      return deleted;
+    },
+
     incr(key, ttlSeconds) {
       return run(async () => {
         // MULTI keeps INCR and the window's expiry atomic; NX sets the TTL only when the counter
@@ -177,6 +201,11 @@ export function createRedisCache(options: RedisCacheOptions): RedisCache {
       client.disconnect();
     },
   };
+}
+
+/** A literal for a Redis glob pattern (SCAN MATCH): `*`, `?`, `[`, `]` and `\` escaped. */
+function escapeGlob(literal: string): string {
+  return literal.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
 function parseJson<T>(json: string): T | undefined {

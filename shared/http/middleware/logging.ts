@@ -2,6 +2,12 @@ import type { MiddlewareObj } from '@middy/core';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { stateOf, type ApiRequest } from '../types.ts';
 
+/** The driver error behind an adapter's AppError (e.g. the pool timeout behind SERVICE_OVERLOADED), message and code only. */
+function causeOf(error: Error): { code?: unknown; message: string } | undefined {
+  const cause = error.cause as { code?: unknown; message?: unknown } | undefined;
+  return cause && typeof cause === 'object' ? { code: cause.code, message: String(cause.message ?? '') } : undefined;
+}
+
 /**
  * One structured access-log line per request: request id, route template, tenant, status, latency.
  * Bodies, headers, keys and tokens are never logged.
@@ -20,7 +26,7 @@ export const accessLog = (opts: { logger: Logger }): MiddlewareObj => {
       tenantId: state.principal?.tenantId ?? null,
       principal: state.principal?.kind ?? null,
     };
-    if (status >= 500) logger.error('request', { ...entry, error: request.error ? { name: request.error.name, message: request.error.message, stack: request.error.stack } : undefined });
+    if (status >= 500) logger.error('request', { ...entry, error: request.error ? { name: request.error.name, code: (request.error as { code?: unknown }).code, message: request.error.message, cause: causeOf(request.error), stack: request.error.stack } : undefined });
     else logger.info('request', entry);
   };
   return {

@@ -11,6 +11,24 @@ import { readCookies, SESSION_COOKIE } from './csrf.ts';
 
 const TENANT_ID_FORMAT = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Headers that decide who is calling and for whom: each may arrive once (or repeated with the same value). */
+const SINGLE_VALUED = ['x-api-key', 'authorization', 'x-tenant-id', 'x-project-id', 'x-end-user-id'] as const;
+
+/**
+ * Refuses a request that repeats a credential or tenancy header with different values. API Gateway puts
+ * the last value in `headers`, the local server the first, proxies may pick either: acting on one of two
+ * keys (or end users) would make the answer depend on who parsed the request. RFC 6750 §3.1 answers such
+ * a request with 400 `invalid_request`.
+ */
+export function assertUnambiguousHeaders(event: ApiRequest['event']): void {
+  for (const name of SINGLE_VALUED) {
+    const values = new Set<string>();
+    for (const [k, v] of Object.entries(event.multiValueHeaders ?? {})) if (k.toLowerCase() === name) for (const x of v ?? []) values.add(String(x).trim());
+    for (const [k, v] of Object.entries(event.headers ?? {})) if (k.toLowerCase() === name && v !== undefined && v !== null) values.add(String(v).trim());
+    if (values.size > 1) throw badRequest('AMBIGUOUS_CREDENTIALS', `${name} was sent more than once with different values; send it once`);
+  }
+}
+
 /**
  * Authentication and tenant resolution. The principal comes from the credential only: `X-API-Key`
  * (or a Bearer value that is an `ms_` key — clients send both), a Bearer JWT, or the session cookie.
@@ -33,6 +51,7 @@ export const tenantResolver = (opts: { router: Router; identity: IdentityService
     state.principal = null;
     if (!route) return; // the dispatcher answers 404/405
 
+    assertUnambiguousHeaders(req.event);
     const principal = await authenticate(req, opts.identity, opts.bearerResolvers);
     const tenantHeader = header(req.event, 'x-tenant-id')?.trim();
     if (tenantHeader && !TENANT_ID_FORMAT.test(tenantHeader)) {
@@ -70,7 +89,9 @@ export async function authenticate(req: ApiRequest, identity: IdentityService, b
   // Basic is read only by the OAuth token endpoint (client authentication, RFC 6749 §2.3.1).
   if (authorization && !bearer && !/^basic\s+/i.test(authorization)) throw unauthorized('Unsupported Authorization scheme; use Bearer', 'UNAUTHORIZED');
   if (apiKey) {
-    // A bearer value that is the same key, or not a JWT, is ignored when X-API-Key is present.
+    // Clients often send the key in both headers; two different keys are two callers, not one.
+    if (bearer?.startsWith('ms_') && bearer !== apiKey) throw badRequest('AMBIGUOUS_CREDENTIALS', 'X-API-Key and Authorization carry different API keys; send one');
+    // A bearer value that is the same key, or not a key, is ignored when X-API-Key is present.
     return identity.principalFromApiKey(apiKey);
   }
   if (bearer) {

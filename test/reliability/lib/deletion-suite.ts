@@ -7,9 +7,10 @@ import Redis from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { namespaceForUser } from '../../../shared/ports/vector-store.ts';
 import { verifyDeletionReceipt, type DeletionReceipt } from '../../../shared/services/deletion-receipts.ts';
+import type { MemoryCache } from '../../../shared/adapters/memory-cache/memory-cache.ts';
 import { tablesInDependencyOrder } from '../../../shared/db/introspect.ts';
 import { newActor } from './actors.ts';
-import { recordFinding, recordTable, type Profile } from './report.ts';
+import { recordTable, type Profile } from './report.ts';
 import { rowsMentioning, tenantFootprint } from './stores.ts';
 import { startTarget, type Target, type TargetKind } from './support.ts';
 
@@ -28,20 +29,33 @@ async function rowsOfUser(target: Target, userId: number): Promise<Record<string
   return out;
 }
 
-async function redisKeys(target: Target, needle: string): Promise<string[]> {
-  if (!target.redisPort) return [];
-  const client = new Redis({ port: target.redisPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
-  await client.connect();
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys.filter((k) => k.includes(needle)));
-  } while (cursor !== '0');
-  await client.quit();
-  return found;
+/** Every live cache entry as key → JSON text: a Redis SCAN of the suite's own server, or the in-process cache's keys. */
+async function cacheEntries(target: Target): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (target.redisPort) {
+    const client = new Redis({ port: target.redisPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+    await client.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'COUNT', 1000);
+      cursor = next;
+      for (const k of keys) out.set(k, (await client.type(k)) === 'string' ? ((await client.get(k)) ?? '') : '');
+    } while (cursor !== '0');
+    await client.quit();
+    return out;
+  }
+  const cache = target.server.app.cache as Partial<MemoryCache>;
+  if (typeof cache.keys !== 'function') throw new Error(`cannot scan a ${target.server.app.cache.kind} cache`);
+  for (const k of cache.keys()) out.set(k, JSON.stringify(await target.server.app.cache.get(k)) ?? '');
+  return out;
 }
+
+/** Entries whose key names `needle` as one `:`-separated part sequence, or whose value mentions `valueNeedle`. */
+function entriesOf(entries: Map<string, string>, keyPattern: RegExp, valueNeedle?: string): string[] {
+  return [...entries].filter(([k, v]) => keyPattern.test(k) || (valueNeedle !== undefined && v.includes(valueNeedle))).map(([k]) => k);
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * Provable deletion: DELETE /memory/user/purge and DELETE /admin/tenants/{id} leave nothing behind in
@@ -78,37 +92,46 @@ export function deletionSuite(profile: Profile, kinds: TargetKind[]) {
         const published = (await server.call('GET', '/.well-known/memorysync-receipt-key')).body;
 
         // -- end-user purge
+        // alice's entries: every key with {tenant}:{alice's user id} as a part (query results q:…, generation qgen:…)
+        const aliceKeyPattern = new RegExp(`(^|:)${escapeRe(victim.tenantId)}:${alice.id}(:|$)`);
+        const aliceCacheBefore = entriesOf(await cacheEntries(target), aliceKeyPattern);
+        const aliceQueryEntriesBefore = aliceCacheBefore.filter((k) => /(^|:)q:/.test(k)).length;
+        expect(aliceQueryEntriesBefore, 'the warm-up query cached a result for alice').toBeGreaterThan(0);
         const purge = await server.call('DELETE', '/memory/user/purge', { headers: h('alice') });
         expect(purge.status).toBe(200);
+        expect(purge.body.cache_pending).toBe(false);
         const purgeReceipt = purge.body.receipt as DeletionReceipt;
         expect(purgeReceipt.subject).toEqual({ type: 'end_user', tenant_id: victim.tenantId, end_user_id: 'alice' });
         expect(purgeReceipt.deleted.memories).toBe(5);
+        // the generation key by name, plus every cached query result found by prefix
+        expect(purgeReceipt.deleted.cache_keys).toBe(1 + aliceQueryEntriesBefore);
         expect(verifyDeletionReceipt(purgeReceipt, published)).toEqual({ valid: true });
         expect(verifyDeletionReceipt({ ...purgeReceipt, deleted: { ...purgeReceipt.deleted, memories: 4 } }, published).valid).toBe(false);
         await server.queue?.runUntilIdle();
         const aliceRows = await rowsOfUser(target, alice.id);
         delete aliceRows.users; // the end-user row itself is an id holder without data; the purge keeps it
         const aliceVectors = await server.app.vectors.listIds(namespaceForUser(alice.id));
-        // Query-result entries (`q:{tenant}:{user}:{generation}:{hash}`: memory ids and scores, no text) have no
-        // prefix delete in the Cache port; they expire within CACHE_TTL_SECONDS. Counted and reported as open.
-        const aliceCacheAll = await redisKeys(target, `${victim.tenantId}:${alice.id}`);
-        const aliceCache = aliceCacheAll.filter((k) => !/(^|:)q:/.test(k));
-        const queryLeftovers = aliceCacheAll.length - aliceCache.length;
-        if (queryLeftovers) recordFinding('deletion', `${queryLeftovers} cached query result(s) of the purged end user stay in Redis until CACHE_TTL_SECONDS (ids and scores only). Purge deletes qgen:{tenant}:{user}, which also resets the generation, so an identical query after as many new writes can hit the stale entry. Fix: a Cache.deletePrefix(prefix) port method (Redis SCAN MATCH + DEL), called with q:{tenant}:{user}: by purgeUser and q:{tenant}: by deleteTenant.`);
+        const aliceCache = entriesOf(await cacheEntries(target), aliceKeyPattern);
         expect(aliceRows).toEqual({});
         expect(aliceVectors).toEqual([]);
-        expect(aliceCache).toEqual([]);
+        expect(aliceCache, 'cache entries of the purged end user').toEqual([]);
         const bobStill = await server.call('GET', '/memory/export', { headers: h('bob') });
         expect(bobStill.body.total).toBe(5);
 
         // -- tenant deletion
         const before = await tenantFootprint(server.app.db.kysely, victim.tenantId);
         const wrapped = (await server.app.db.kysely.selectFrom('tenants').select('data_key_wrapped').where('id', '=', victim.tenantId).executeTakeFirstOrThrow()).data_key_wrapped;
+        // the tenant's entries: its id in the key, or in the cached value (principals of its keys and sessions)
+        const tenantKeyPattern = new RegExp(`(^|:)${escapeRe(victim.tenantId)}(:|$)`);
+        const tenantCacheBefore = entriesOf(await cacheEntries(target), tenantKeyPattern, victim.tenantId);
+        expect(tenantCacheBefore.some((k) => /(^|:)whsub:/.test(k)), 'a webhook-subscription flag was cached').toBe(true);
         const del = await server.call('DELETE', `/admin/tenants/${victim.tenantId}`, { headers: { Authorization: `Bearer ${admin.token}` } });
         expect(del.status).toBe(200);
         const tenantReceipt = del.body.receipt as DeletionReceipt;
         expect(tenantReceipt.subject).toEqual({ type: 'tenant', tenant_id: victim.tenantId });
         expect(tenantReceipt.deleted.data_keys).toBe(1);
+        expect(del.body.cache_pending).toBe(false);
+        expect(tenantReceipt.deleted.cache_entries).toBeGreaterThanOrEqual(tenantCacheBefore.length);
         expect(verifyDeletionReceipt(tenantReceipt, published)).toEqual({ valid: true });
         await server.queue?.runUntilIdle();
 
@@ -116,14 +139,12 @@ export function deletionSuite(profile: Profile, kinds: TargetKind[]) {
         delete after.audit_logs;
         const mentions = await rowsMentioning(server.app.db.kysely, victim.tenantId, RETAINED);
         const bobVectors = await server.app.vectors.listIds(namespaceForUser(bob.id));
-        const tenantCacheAll = await redisKeys(target, victim.tenantId);
-        const tenantCache = tenantCacheAll.filter((k) => !/(^|:)(q|whsub):/.test(k));
-        if (tenantCacheAll.length > tenantCache.length) recordFinding('deletion', `${tenantCacheAll.length - tenantCache.length} derived cache entries of the deleted tenant stay in Redis until their TTL: ${tenantCacheAll.filter((k) => !tenantCache.includes(k)).map((k) => k.replace(/[0-9a-f]{64}$/, '…').replace(victim.tenantId, '{tenant}')).join(', ')} (query results: ids and scores; whsub: a webhook-subscription flag). AdminService.cacheKeysOf lists neither; fix with a Cache.deletePrefix port method.`);
+        const tenantCache = entriesOf(await cacheEntries(target), tenantKeyPattern, victim.tenantId);
         const objects = await server.app.objects.list(`${victim.tenantId}/`).catch(() => []);
         expect(after).toEqual({});
         expect(mentions).toEqual({});
         expect(bobVectors).toEqual([]);
-        expect(tenantCache).toEqual([]);
+        expect(tenantCache, 'cache entries of the deleted tenant (by key or value)').toEqual([]);
         expect(objects).toEqual([]);
         // the data key is destroyed: no wrapped copy anywhere, no way to get the plaintext key, the old key is refused
         expect(wrapped).toBeTruthy();
@@ -149,10 +170,10 @@ export function deletionSuite(profile: Profile, kinds: TargetKind[]) {
         recordTable({
           section: 'deletion',
           title: `${target.label}`,
-          columns: ['deletion', 'receipt (deleted per store)', 'rows left', 'vectors left', 'cache keys left', 'objects left', 'receipt verifies'],
+          columns: ['deletion', 'receipt (deleted per store)', 'rows left', 'vectors left', `cache entries left (${target.redisPort ? 'Redis SCAN' : 'in-process cache keys'}; key or value naming the subject)`, 'objects left', 'receipt verifies'],
           rows: [
-            ['DELETE /memory/user/purge (alice)', JSON.stringify(purgeReceipt.deleted), Object.keys(aliceRows).length, aliceVectors.length, target.redisPort ? `${aliceCache.length} (+${queryLeftovers} query results until TTL)` : 'n/a (in-process cache)', '—', `yes; tampered: no; CLI ${cli}`],
-            ['DELETE /admin/tenants/{id}', JSON.stringify(tenantReceipt.deleted), `${Object.keys(after).length} (footprint before: ${JSON.stringify(before)})`, bobVectors.length, target.redisPort ? `${tenantCache.length} (+${tenantCacheAll.length - tenantCache.length} query results until TTL)` : 'n/a (in-process cache)', objects.length, 'yes; data key destroyed, old key 401'],
+            ['DELETE /memory/user/purge (alice)', JSON.stringify(purgeReceipt.deleted), Object.keys(aliceRows).length, aliceVectors.length, `${aliceCache.length} (of ${aliceCacheBefore.length} before)`, '—', `yes; tampered: no; CLI ${cli}`],
+            ['DELETE /admin/tenants/{id}', JSON.stringify(tenantReceipt.deleted), `${Object.keys(after).length} (footprint before: ${JSON.stringify(before)})`, bobVectors.length, `${tenantCache.length} (of ${tenantCacheBefore.length} before)`, objects.length, 'yes; data key destroyed, old key 401'],
           ],
           notes: ['audit_logs rows are kept on purpose (who deleted what, never memory text) and are excluded from the leftovers scan; the end-user id row itself (no data) survives a purge.'],
         });

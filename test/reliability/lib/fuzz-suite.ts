@@ -8,6 +8,7 @@ import { pool, rawRequest, type RawRequest } from './http.ts';
 import { recordFinding, recordTable, type Profile } from './report.ts';
 import { tenantFootprint } from './stores.ts';
 import { arbitraryFor, HOSTILE_STRINGS, mutateInvalid } from './zod-arbitrary.ts';
+import { apiEvent, lambdaContext } from '../../support/events.ts';
 
 const SIZES: Record<Profile, { mustReject: number; anyOutcome: number; huge: number }> = {
   full: { mustReject: 6_000, anyOutcome: 4_500, huge: 20 },
@@ -131,6 +132,61 @@ export function fuzzSuite(profile: Profile) {
       if (kind === 3) return { kind: 'path trick', mustReject: false, method: ['GET', 'POST', 'DELETE'][seed % 3], path: PATH_TRICKS[seed % PATH_TRICKS.length], headers: credentials(r, seed) };
       return { kind: 'valid-ish from schema', mustReject: false, method: r.method, path, headers, body };
     }
+
+    // Regression (fuzz finding: POST /api/v2/memory/add → 500 with two tenants' X-API-Key headers). The 500 came from
+    // the generated body — a lone UTF-16 surrogate in a plaintext column is not valid UTF-8 for PostgreSQL — and the
+    // duplicated key was acted on by its first value. Both are refused now, on every route.
+    it('refuses duplicated or conflicting credential and tenancy headers with a 400 envelope on every kind of route, and writes nothing', async () => {
+      const routes: Array<[string, string, unknown?]> = [
+        ['POST', '/memory/add', { text: 'written by an ambiguous caller' }],
+        ['POST', '/api/v2/memory/add', { text: 'written by an ambiguous caller' }],
+        ['POST', '/memory/query', { query: 'ambiguous' }],
+        ['GET', '/api/v2/memory/list'],
+        ['GET', '/org/projects'],
+        ['GET', '/auth/me'],
+        ['POST', '/org/webhooks', { url: 'https://example.com/hook', events: ['memory.created'] }],
+      ];
+      const key = { 'x-api-key': actor.apiKey, 'x-end-user-id': 'dup-user' };
+      const variants: Array<[string, Record<string, string | string[]>]> = [
+        ["two tenants' X-API-Key", { ...key, 'x-api-key': [actor.apiKey, other.apiKey] }],
+        ["two tenants' X-API-Key, other first", { ...key, 'x-api-key': [other.apiKey, actor.apiKey] }],
+        ['X-API-Key and a different Bearer key', { ...key, authorization: `Bearer ${other.apiKey}` }],
+        ["two tenants' sessions", { authorization: [`Bearer ${actor.token}`, `Bearer ${other.token}`], 'x-end-user-id': 'dup-user' }],
+        ['two end users', { ...key, 'x-end-user-id': ['dup-user', 'someone-else'] }],
+        ["two tenants' X-Project-ID", { ...key, 'x-project-id': [actor.projectId, other.projectId] }],
+        ['two X-Tenant-ID', { ...key, 'x-tenant-id': [actor.tenantId, other.tenantId] }],
+      ];
+      const before = [await tenantFootprint(server.app.db.kysely, actor.tenantId), await tenantFootprint(server.app.db.kysely, other.tenantId)];
+      const wrong: string[] = [];
+      for (const [method, path, body] of routes) {
+        for (const [label, headers] of variants) {
+          const res = await rawRequest(server.url, { method, path, headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+          const code = (res.json as { error?: { code?: string } } | null)?.error?.code;
+          if (res.status !== 400 || code !== 'AMBIGUOUS_CREDENTIALS' || !hasErrorEnvelope(path, res.json)) wrong.push(`${method} ${path}, ${label}: ${res.status} ${res.text.slice(0, 120)}`);
+        }
+      }
+      // API Gateway's own shape: the last value in headers, every value in multiValueHeaders
+      const gateway = apiEvent({ method: 'POST', path: '/api/v2/memory/add', headers: { 'X-API-Key': other.apiKey, 'X-End-User-ID': 'dup-user' }, body: { text: 'via the gateway' } });
+      gateway.multiValueHeaders['X-API-Key'] = [actor.apiKey, other.apiKey];
+      const viaGateway = await server.app.api(gateway, lambdaContext());
+      const after = [await tenantFootprint(server.app.db.kysely, actor.tenantId), await tenantFootprint(server.app.db.kysely, other.tenantId)];
+      for (const f of [...before, ...after]) delete f.audit_logs;
+
+      expect(wrong).toEqual([]);
+      expect(viaGateway.statusCode).toBe(400);
+      expect(JSON.parse(viaGateway.body).error.code).toBe('AMBIGUOUS_CREDENTIALS');
+      expect(after).toEqual(before);
+      // the same key twice is one caller, not two; a lone surrogate in a plaintext field is a 422, not a 500
+      const same = await rawRequest(server.url, { method: 'POST', path: '/api/v2/memory/add', headers: { ...key, 'x-api-key': [actor.apiKey, actor.apiKey], 'content-type': 'application/json' }, body: JSON.stringify({ text: 'the same key twice' }) });
+      expect(same.status).toBe(201);
+      for (const field of ['source', 'event_type', 'tags']) {
+        const value = field === 'tags' ? ['ok', 'lone \udd23 surrogate'] : 'lone \udd23 surrogate';
+        // JSON.stringify writes a lone surrogate as the escape \udd23, as the fuzzer's bodies carried it
+        const bad = await rawRequest(server.url, { method: 'POST', path: '/api/v2/memory/add', headers: { ...key, 'content-type': 'application/json' }, body: JSON.stringify({ text: `surrogate in ${field}`, [field]: value }) });
+        expect(bad.status, `${field}: ${bad.text}`).toBe(422);
+        expect(hasErrorEnvelope('/api/v2/memory/add', bad.json)).toBe(true);
+      }
+    });
 
     it('answers every generated request below 500 (or a documented 503) with the envelope on 4xx, and rejected requests change nothing', async () => {
       const routes = server.app.router.routes.filter((r) => r.path !== '/auth/logout' && r.path !== '/mcp');
