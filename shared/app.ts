@@ -32,6 +32,7 @@ import { createRecallFeatures, type RecallFeatures } from './services/recall-fea
 import { createExtractiveSummarizer } from './adapters/extractive-summarizer/index.ts';
 import { UsageService } from './services/usage-service.ts';
 import { OidcService } from './services/oidc-service.ts';
+import { SamlService } from './services/saml-service.ts';
 import { OAuthService } from './services/oauth-service.ts';
 import { ScimService } from './services/scim/scim-service.ts';
 import { scimGroupResource, scimUserResource } from './http/schemas/scim.ts';
@@ -84,6 +85,7 @@ export interface App {
   identity: IdentityService;
   memories: MemoryService;
   oidc: OidcService;
+  saml: SamlService;
   oauth: OAuthService;
   scim: ScimService;
   recall: RecallFeatures;
@@ -178,6 +180,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   const billing = new BillingService({ db: db.kysely, clock, usage, plans });
   const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys });
   const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
+  const saml = new SamlService({ db: db.kysely, clock, identity, clockSkewSeconds: config.SAML_CLOCK_SKEW_SECONDS });
   const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
   const scim = new ScimService({ db: db.kysely, cache, clock, cacheTtlSeconds: config.CACHE_TTL_SECONDS, schemas: { user: scimUserResource, group: scimGroupResource } });
   const limiter = new RateLimiter(cache, clock);
@@ -192,7 +195,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   });
   const retentionPolicies = new RetentionPolicyService({ db: db.kysely, clock });
   const receipts = loadDeletionReceipts({ dataDir, signingKeyPem: config.RECEIPT_SIGNING_KEY, clock });
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, integrations, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem }, receipts });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, saml, oauth, scim, webhooks, integrations, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem }, receipts });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,
@@ -206,7 +209,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 
   let closed = false;
   return {
-    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, receipts, integrations, router, api,
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, saml, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, receipts, integrations, router, api,
     async close() {
       if (closed) return;
       closed = true;

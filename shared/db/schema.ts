@@ -226,8 +226,50 @@ export interface SsoProvidersTable {
   scopes: Generated<string>;
   redirect_uri: string;
   default_role: Generated<string>;
+  /** SAML: the IdP's single sign-on URL (HTTP-Redirect binding) */
+  sso_url: string | null;
+  /** SAML: the IdP's signing certificate(s), PEM */
+  idp_certificate: string | null;
   created_by: number | null;
   created_at: Timestamp;
+}
+
+export interface SamlRequestsTable {
+  id: string;
+  provider_id: string;
+  tenant_id: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+}
+
+export interface OauthTokenFamiliesTable {
+  id: string;
+  tenant_id: string;
+  app_id: string;
+  user_id: number;
+  scopes: Json<string[]>;
+  revoked_at: NullableTimestamp;
+  revoked_reason: string | null;
+  created_at: Generated<Timestamp>;
+}
+
+export interface OauthRefreshTokensTable {
+  token_hash: string;
+  family_id: string;
+  tenant_id: string;
+  scopes: Json<string[]>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Generated<Timestamp>;
+}
+
+export interface OauthRevokedTokensTable {
+  jti: string;
+  tenant_id: string;
+  app_id: string;
+  expires_at: Timestamp;
+  revoked_at: Generated<Timestamp>;
 }
 
 export interface IdentityLinksTable {
@@ -431,6 +473,10 @@ export interface IntegrationConnectionsTable {
   end_user_id: string;
   environment: string;
   token_ciphertext: Uint8Array;
+  /** 'token' (pasted) or 'oauth' (authorization-code flow) */
+  auth_method: Generated<string>;
+  refresh_token_ciphertext: Uint8Array | null;
+  token_expires_at: NullableTimestamp;
   options: Json<Record<string, unknown>>;
   status: Generated<string>;
   sync_state: Json<{ cursor?: string | null; checkpoint?: string | null; pass_started_at?: string | null }>;
@@ -498,6 +544,10 @@ export interface Database {
   identity_links: IdentityLinksTable;
   oauth_apps: OauthAppsTable;
   oauth_codes: OauthCodesTable;
+  saml_requests: SamlRequestsTable;
+  oauth_token_families: OauthTokenFamiliesTable;
+  oauth_refresh_tokens: OauthRefreshTokensTable;
+  oauth_revoked_tokens: OauthRevokedTokensTable;
   scim_tokens: ScimTokensTable;
   scim_users: ScimUsersTable;
   groups: GroupsTable;
