@@ -251,7 +251,7 @@ export interface OauthTokenFamiliesTable {
   scopes: Json<string[]>;
   revoked_at: NullableTimestamp;
   revoked_reason: string | null;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export interface OauthRefreshTokensTable {
@@ -261,7 +261,7 @@ export interface OauthRefreshTokensTable {
   scopes: Json<string[]>;
   expires_at: Timestamp;
   used_at: NullableTimestamp;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
 }
 
 export interface OauthRevokedTokensTable {
@@ -269,7 +269,7 @@ export interface OauthRevokedTokensTable {
   tenant_id: string;
   app_id: string;
   expires_at: Timestamp;
-  revoked_at: Generated<Timestamp>;
+  revoked_at: Timestamp;
 }
 
 export interface IdentityLinksTable {
