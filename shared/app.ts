@@ -42,6 +42,7 @@ import { AdminService } from './services/admin-service.ts';
 import { createOutboundHttp, type HostResolver, type OutboundHttp } from './net/ssrf-guard.ts';
 import { WebhookService } from './services/webhook-service.ts';
 import { IntegrationService } from './services/integration-service.ts';
+import { IntegrationOAuth } from './services/integration-oauth.ts';
 import { connectors, createGuardedHttp } from './integrations/index.ts';
 import { SiemService } from './services/siem-service.ts';
 import { RetentionPolicyService } from './services/retention-policies.ts';
@@ -192,6 +193,15 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
     db: db.kysely, clock, tenantKeys, identity, memories, outbox, logger,
     http: createGuardedHttp({ allowPrivate: config.ALLOW_PRIVATE_WEBHOOK_TARGETS, resolve: overrides.resolveHost }),
     engine: { connectors, logger, baseUrls: { github: config.INTEGRATION_GITHUB_API_URL, notion: config.INTEGRATION_NOTION_API_URL, google_drive: config.INTEGRATION_GOOGLE_DRIVE_API_URL, onedrive: config.INTEGRATION_ONEDRIVE_API_URL } },
+    oauth: new IntegrationOAuth({
+      db: db.kysely, clock, tenantKeys,
+      clients: {
+        github: { clientId: config.INTEGRATION_GITHUB_CLIENT_ID, clientSecret: config.INTEGRATION_GITHUB_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_GITHUB_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_GITHUB_TOKEN_URL },
+        notion: { clientId: config.INTEGRATION_NOTION_CLIENT_ID, clientSecret: config.INTEGRATION_NOTION_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_NOTION_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_NOTION_TOKEN_URL },
+        google_drive: { clientId: config.INTEGRATION_GOOGLE_DRIVE_CLIENT_ID, clientSecret: config.INTEGRATION_GOOGLE_DRIVE_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_GOOGLE_DRIVE_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_GOOGLE_DRIVE_TOKEN_URL },
+        onedrive: { clientId: config.INTEGRATION_ONEDRIVE_CLIENT_ID, clientSecret: config.INTEGRATION_ONEDRIVE_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_ONEDRIVE_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_ONEDRIVE_TOKEN_URL },
+      },
+    }),
   });
   const retentionPolicies = new RetentionPolicyService({ db: db.kysely, clock });
   const receipts = loadDeletionReceipts({ dataDir, signingKeyPem: config.RECEIPT_SIGNING_KEY, clock });

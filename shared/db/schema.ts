@@ -264,6 +264,23 @@ export interface OauthRefreshTokensTable {
   created_at: Timestamp;
 }
 
+export interface IntegrationOauthStatesTable {
+  state_hash: string;
+  tenant_id: string;
+  provider: string;
+  project_id: string;
+  end_user_id: string;
+  environment: string;
+  options: Json<Record<string, unknown>>;
+  redirect_uri: string;
+  verifier_ciphertext: Uint8Array | null;
+  created_by: string | null;
+  created_by_account: number | null;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
 export interface OauthRevokedTokensTable {
   jti: string;
   tenant_id: string;
@@ -548,6 +565,7 @@ export interface Database {
   oauth_token_families: OauthTokenFamiliesTable;
   oauth_refresh_tokens: OauthRefreshTokensTable;
   oauth_revoked_tokens: OauthRevokedTokensTable;
+  integration_oauth_states: IntegrationOauthStatesTable;
   scim_tokens: ScimTokensTable;
   scim_users: ScimUsersTable;
   groups: GroupsTable;

@@ -62,9 +62,30 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('integration_connections').addColumn('auth_method', 'text', (c) => c.notNull().defaultTo('token')).execute();
   await db.schema.alterTable('integration_connections').addColumn('refresh_token_ciphertext', 'bytea').execute();
   await db.schema.alterTable('integration_connections').addColumn('token_expires_at', 'timestamptz').execute();
+
+  // A connect started through the provider's authorization page, waiting for its callback: single use,
+  // bound to its tenant and provider; the PKCE verifier is sealed with the tenant's data key.
+  await db.schema
+    .createTable('integration_oauth_states')
+    .addColumn('state_hash', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+    .addColumn('provider', 'text', (c) => c.notNull())
+    .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+    .addColumn('end_user_id', 'text', (c) => c.notNull())
+    .addColumn('environment', 'text', (c) => c.notNull())
+    .addColumn('options', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
+    .addColumn('redirect_uri', 'text', (c) => c.notNull())
+    .addColumn('verifier_ciphertext', 'bytea')
+    .addColumn('created_by', 'text')
+    .addColumn('created_by_account', 'integer')
+    .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
+    .addColumn('used_at', 'timestamptz')
+    .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropTable('integration_oauth_states').ifExists().execute();
   for (const c of ['token_expires_at', 'refresh_token_ciphertext', 'auth_method']) await db.schema.alterTable('integration_connections').dropColumn(c).execute();
   for (const t of ['oauth_revoked_tokens', 'oauth_refresh_tokens', 'oauth_token_families', 'saml_requests']) await db.schema.dropTable(t).ifExists().execute();
   for (const c of ['idp_certificate', 'sso_url']) await db.schema.alterTable('sso_providers').dropColumn(c).execute();
