@@ -90,7 +90,7 @@ export class IntegrationOAuth {
   }): Promise<{ authorization_url: string; state: string; expires_in: number }> {
     const { provider } = input;
     const client = this.deps.clients[provider];
-    if (!this.configured(provider)) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 409, `No OAuth client is configured for ${provider}: set INTEGRATION_${provider.toUpperCase()}_CLIENT_ID and _CLIENT_SECRET, or connect with an access_token`);
+    if (!this.configured(provider)) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 422, `No OAuth client is configured for ${provider}: set INTEGRATION_${provider.toUpperCase()}_CLIENT_ID and _CLIENT_SECRET, or connect with an access_token`);
     const profile = PROFILES[provider];
     const state = randomToken(24);
     const stateHash = sha256Hex(state);
@@ -149,7 +149,7 @@ export class IntegrationOAuth {
 
   private async tokenRequest(provider: Provider, params: Record<string, string>): Promise<ExchangedTokens> {
     const client = this.deps.clients[provider];
-    if (!client.clientId || !client.clientSecret) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 409, `No OAuth client is configured for ${provider}`);
+    if (!client.clientId || !client.clientSecret) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 422, `No OAuth client is configured for ${provider}`);
     const profile = PROFILES[provider];
     const headers: Record<string, string> = { accept: 'application/json' };
     const fields: Record<string, string> = { ...params };

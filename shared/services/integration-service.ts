@@ -98,7 +98,7 @@ export class IntegrationService {
    * (+ PKCE where the provider supports it), and the connection is made by the callback.
    */
   async startOAuthConnect(scope: Scope, provider: Provider, input: { end_user_id: string; project_id?: string | null; options?: Record<string, unknown> }, redirectUri: string, meta: AuditMeta) {
-    if (!this.deps.oauth) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 409, 'OAuth connect is not configured; connect with an access_token');
+    if (!this.deps.oauth) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 422, 'OAuth connect is not configured; connect with an access_token');
     const projectId = await this.projectFor(scope, input.project_id);
     const started = await this.deps.oauth.start({
       tenantId: scope.tenantId, provider, projectId, endUserId: input.end_user_id, environment: scope.principal.environment, options: input.options ?? {},
@@ -110,7 +110,7 @@ export class IntegrationService {
 
   /** The provider's redirect back: spends the state, exchanges the code, stores the tokens sealed and queues the initial sync. */
   async completeOAuthConnect(provider: Provider, input: { code?: string; state?: string; error?: string; error_description?: string }, redirectUri: string, meta: AuditMeta) {
-    if (!this.deps.oauth) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 409, 'OAuth connect is not configured');
+    if (!this.deps.oauth) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 422, 'OAuth connect is not configured');
     if (!input.state) throw new AppError('VALIDATION_ERROR', 422, 'state is required', [{ field: 'state', message: 'required' }]);
     const pending = await this.deps.oauth.takeState(provider, input.state);
     if (input.error) throw new AppError('INTEGRATION_AUTH_DENIED', 400, `${provider} did not authorize the connection: ${input.error}`);
