@@ -224,12 +224,6 @@ export class SamlService {
     return this.saml(provider, new RequestIdStore(this.deps.db, provider, this.deps.clock)).generateServiceProviderMetadata(null, null);
   }
 
-  /** Drops request ids whose time has passed (a maintenance sweep may call it; logins ignore them anyway). */
-  async pruneRequests(): Promise<number> {
-    const res = await this.deps.db.deleteFrom('saml_requests').where('expires_at', '<', new Date(this.deps.clock.now().getTime() - 3600_000)).executeTakeFirst();
-    return Number(res.numDeletedRows);
-  }
-
   private saml(provider: ProviderRow, cacheProvider: CacheProvider): SAML {
     return new SAML({
       entryPoint: provider.sso_url ?? undefined,
