@@ -32,6 +32,7 @@ import { createRecallFeatures, type RecallFeatures } from './services/recall-fea
 import { createExtractiveSummarizer } from './adapters/extractive-summarizer/index.ts';
 import { UsageService } from './services/usage-service.ts';
 import { OidcService } from './services/oidc-service.ts';
+import { SamlService } from './services/saml-service.ts';
 import { OAuthService } from './services/oauth-service.ts';
 import { ScimService } from './services/scim/scim-service.ts';
 import { scimGroupResource, scimUserResource } from './http/schemas/scim.ts';
@@ -41,6 +42,7 @@ import { AdminService } from './services/admin-service.ts';
 import { createOutboundHttp, type HostResolver, type OutboundHttp } from './net/ssrf-guard.ts';
 import { WebhookService } from './services/webhook-service.ts';
 import { IntegrationService } from './services/integration-service.ts';
+import { IntegrationOAuth } from './services/integration-oauth.ts';
 import { connectors, createGuardedHttp } from './integrations/index.ts';
 import { SiemService } from './services/siem-service.ts';
 import { RetentionPolicyService } from './services/retention-policies.ts';
@@ -84,6 +86,7 @@ export interface App {
   identity: IdentityService;
   memories: MemoryService;
   oidc: OidcService;
+  saml: SamlService;
   oauth: OAuthService;
   scim: ScimService;
   recall: RecallFeatures;
@@ -178,7 +181,8 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   const billing = new BillingService({ db: db.kysely, clock, usage, plans });
   const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys });
   const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
-  const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
+  const saml = new SamlService({ db: db.kysely, clock, identity, clockSkewSeconds: config.SAML_CLOCK_SKEW_SECONDS });
+  const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, refreshTokenTtlSeconds: config.OAUTH_REFRESH_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
   const scim = new ScimService({ db: db.kysely, cache, clock, cacheTtlSeconds: config.CACHE_TTL_SECONDS, schemas: { user: scimUserResource, group: scimGroupResource } });
   const limiter = new RateLimiter(cache, clock);
   const recall = createRecallFeatures({ db: db.kysely, vectors, embedder, cache, clock, outbox, memories, refusals, summarizer: createExtractiveSummarizer() });
@@ -189,10 +193,19 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
     db: db.kysely, clock, tenantKeys, identity, memories, outbox, logger,
     http: createGuardedHttp({ allowPrivate: config.ALLOW_PRIVATE_WEBHOOK_TARGETS, resolve: overrides.resolveHost }),
     engine: { connectors, logger, baseUrls: { github: config.INTEGRATION_GITHUB_API_URL, notion: config.INTEGRATION_NOTION_API_URL, google_drive: config.INTEGRATION_GOOGLE_DRIVE_API_URL, onedrive: config.INTEGRATION_ONEDRIVE_API_URL } },
+    oauth: new IntegrationOAuth({
+      db: db.kysely, clock, tenantKeys,
+      clients: {
+        github: { clientId: config.INTEGRATION_GITHUB_CLIENT_ID, clientSecret: config.INTEGRATION_GITHUB_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_GITHUB_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_GITHUB_TOKEN_URL },
+        notion: { clientId: config.INTEGRATION_NOTION_CLIENT_ID, clientSecret: config.INTEGRATION_NOTION_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_NOTION_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_NOTION_TOKEN_URL },
+        google_drive: { clientId: config.INTEGRATION_GOOGLE_DRIVE_CLIENT_ID, clientSecret: config.INTEGRATION_GOOGLE_DRIVE_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_GOOGLE_DRIVE_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_GOOGLE_DRIVE_TOKEN_URL },
+        onedrive: { clientId: config.INTEGRATION_ONEDRIVE_CLIENT_ID, clientSecret: config.INTEGRATION_ONEDRIVE_CLIENT_SECRET, authorizeUrl: config.INTEGRATION_ONEDRIVE_AUTHORIZE_URL, tokenUrl: config.INTEGRATION_ONEDRIVE_TOKEN_URL },
+      },
+    }),
   });
   const retentionPolicies = new RetentionPolicyService({ db: db.kysely, clock });
   const receipts = loadDeletionReceipts({ dataDir, signingKeyPem: config.RECEIPT_SIGNING_KEY, clock });
-  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, oauth, scim, webhooks, integrations, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem }, receipts });
+  const routes = buildRoutes({ config, db, vectors, embedder, cache, identity, memories, usage, org, billing, admin, recall, oidc, saml, oauth, scim, webhooks, integrations, siem, retentionPolicies, siemForwarding: { db, clock, logger, relay, outbound, objects, siem }, receipts });
   const router = new Router(routes);
   const api = createApiHandler({
     router, identity, limiter, db: db.kysely, logger,
@@ -206,7 +219,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
 
   let closed = false;
   return {
-    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, receipts, integrations, router, api,
+    config, logger, clock, db, vectors, embedder, cache, queue, objects, keyRing, tenantKeys, relay, identity, memories, oidc, saml, oauth, scim, recall, usage, org, billing, admin, outbound, webhooks, siem, receipts, integrations, router, api,
     async close() {
       if (closed) return;
       closed = true;

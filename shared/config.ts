@@ -92,6 +92,27 @@ export const configSchema = z.object({
   ALLOW_PRIVATE_OIDC_ISSUERS: bool.default(false),
   /** lifetime of OAuth access tokens issued by /oauth/token */
   OAUTH_ACCESS_TOKEN_TTL_SECONDS: int(3600),
+  /** lifetime of one OAuth refresh token (each use rotates it) */
+  OAUTH_REFRESH_TOKEN_TTL_SECONDS: int(30 * 24 * 3600),
+  /** how far a SAML IdP's clock may be from ours when NotBefore/NotOnOrAfter are checked (at most 5 minutes) */
+  SAML_CLOCK_SKEW_SECONDS: z.coerce.number().int().min(0).max(300).default(60),
+  /** OAuth clients of the integration providers (authorization-code connect); unset = token pasting only */
+  INTEGRATION_GITHUB_CLIENT_ID: z.string().optional(),
+  INTEGRATION_GITHUB_CLIENT_SECRET: z.string().optional(),
+  INTEGRATION_GITHUB_AUTHORIZE_URL: z.string().url().default('https://github.com/login/oauth/authorize'),
+  INTEGRATION_GITHUB_TOKEN_URL: z.string().url().default('https://github.com/login/oauth/access_token'),
+  INTEGRATION_NOTION_CLIENT_ID: z.string().optional(),
+  INTEGRATION_NOTION_CLIENT_SECRET: z.string().optional(),
+  INTEGRATION_NOTION_AUTHORIZE_URL: z.string().url().default('https://api.notion.com/v1/oauth/authorize'),
+  INTEGRATION_NOTION_TOKEN_URL: z.string().url().default('https://api.notion.com/v1/oauth/token'),
+  INTEGRATION_GOOGLE_DRIVE_CLIENT_ID: z.string().optional(),
+  INTEGRATION_GOOGLE_DRIVE_CLIENT_SECRET: z.string().optional(),
+  INTEGRATION_GOOGLE_DRIVE_AUTHORIZE_URL: z.string().url().default('https://accounts.google.com/o/oauth2/v2/auth'),
+  INTEGRATION_GOOGLE_DRIVE_TOKEN_URL: z.string().url().default('https://oauth2.googleapis.com/token'),
+  INTEGRATION_ONEDRIVE_CLIENT_ID: z.string().optional(),
+  INTEGRATION_ONEDRIVE_CLIENT_SECRET: z.string().optional(),
+  INTEGRATION_ONEDRIVE_AUTHORIZE_URL: z.string().url().default('https://login.microsoftonline.com/common/oauth2/v2.0/authorize'),
+  INTEGRATION_ONEDRIVE_TOKEN_URL: z.string().url().default('https://login.microsoftonline.com/common/oauth2/v2.0/token'),
   /** PEM (PKCS#8) Ed25519 key that signs deletion receipts; unset = generated once into the data dir */
   RECEIPT_SIGNING_KEY: z.string().optional(),
   /** create a development tenant, project and key on first start (local only) */

@@ -226,8 +226,67 @@ export interface SsoProvidersTable {
   scopes: Generated<string>;
   redirect_uri: string;
   default_role: Generated<string>;
+  /** SAML: the IdP's single sign-on URL (HTTP-Redirect binding) */
+  sso_url: string | null;
+  /** SAML: the IdP's signing certificate(s), PEM */
+  idp_certificate: string | null;
   created_by: number | null;
   created_at: Timestamp;
+}
+
+export interface SamlRequestsTable {
+  id: string;
+  provider_id: string;
+  tenant_id: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+}
+
+export interface OauthTokenFamiliesTable {
+  id: string;
+  tenant_id: string;
+  app_id: string;
+  user_id: number;
+  scopes: Json<string[]>;
+  revoked_at: NullableTimestamp;
+  revoked_reason: string | null;
+  created_at: Timestamp;
+}
+
+export interface OauthRefreshTokensTable {
+  token_hash: string;
+  family_id: string;
+  tenant_id: string;
+  scopes: Json<string[]>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface IntegrationOauthStatesTable {
+  state_hash: string;
+  tenant_id: string;
+  provider: string;
+  project_id: string;
+  end_user_id: string;
+  environment: string;
+  options: Json<Record<string, unknown>>;
+  redirect_uri: string;
+  verifier_ciphertext: Uint8Array | null;
+  created_by: string | null;
+  created_by_account: number | null;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface OauthRevokedTokensTable {
+  jti: string;
+  tenant_id: string;
+  app_id: string;
+  expires_at: Timestamp;
+  revoked_at: Timestamp;
 }
 
 export interface IdentityLinksTable {
@@ -431,6 +490,10 @@ export interface IntegrationConnectionsTable {
   end_user_id: string;
   environment: string;
   token_ciphertext: Uint8Array;
+  /** 'token' (pasted) or 'oauth' (authorization-code flow) */
+  auth_method: Generated<string>;
+  refresh_token_ciphertext: Uint8Array | null;
+  token_expires_at: NullableTimestamp;
   options: Json<Record<string, unknown>>;
   status: Generated<string>;
   sync_state: Json<{ cursor?: string | null; checkpoint?: string | null; pass_started_at?: string | null }>;
@@ -498,6 +561,11 @@ export interface Database {
   identity_links: IdentityLinksTable;
   oauth_apps: OauthAppsTable;
   oauth_codes: OauthCodesTable;
+  saml_requests: SamlRequestsTable;
+  oauth_token_families: OauthTokenFamiliesTable;
+  oauth_refresh_tokens: OauthRefreshTokensTable;
+  oauth_revoked_tokens: OauthRevokedTokensTable;
+  integration_oauth_states: IntegrationOauthStatesTable;
   scim_tokens: ScimTokensTable;
   scim_users: ScimUsersTable;
   groups: GroupsTable;

@@ -6,8 +6,10 @@ export const SCIM_ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
 
 /** RFC 7644 §3.12 scimType values a service may throw as an AppError code. */
 const SCIM_TYPES = new Set(['invalidFilter', 'tooMany', 'uniqueness', 'mutability', 'invalidSyntax', 'invalidPath', 'noTarget', 'invalidValue', 'invalidVers', 'sensitive']);
-/** RFC 6749 §5.2 error codes of the token endpoint. */
-const OAUTH_ERRORS = new Set(['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope']);
+/** RFC 6749 §5.2 error codes of the token endpoint (and RFC 7009's unsupported_token_type). */
+const OAUTH_ERRORS = new Set(['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'unsupported_token_type']);
+/** The endpoints a client authenticates to and that answer in RFC 6749 §5.2 shape (RFC 7662 §2.3, RFC 7009 §2.2.1). */
+const OAUTH_ENDPOINTS = new Set(['/oauth/token', '/oauth/introspect', '/oauth/revoke']);
 
 function scimError(e: AppError, requestId: string): APIGatewayProxyResult {
   const scimType = SCIM_TYPES.has(e.code) ? e.code : e.status === 422 ? 'invalidValue' : e.code === 'INVALID_JSON' ? 'invalidSyntax' : undefined;
@@ -33,10 +35,10 @@ function oauthTokenError(e: AppError, requestId: string): APIGatewayProxyResult 
 /**
  * Errors of the protocol endpoints whose clients are third-party software that reads a standard
  * shape: SCIM's Error message under /scim/v2 (RFC 7644 §3.12) and OAuth's token error (RFC 6749
- * §5.2). `undefined` for every other path, which keeps the contract's envelope.
+ * §5.2) of the token, introspection and revocation endpoints. `undefined` for every other path, which keeps the contract's envelope.
  */
 export function renderProtocolError(path: string, e: AppError, requestId: string): APIGatewayProxyResult | undefined {
   if (path.startsWith('/scim/v2/') || path === '/scim/v2') return scimError(e, requestId);
-  if (path === '/oauth/token' || path === '/oauth/token/') return oauthTokenError(e, requestId);
+  if (OAUTH_ENDPOINTS.has(path.replace(/\/$/, ''))) return oauthTokenError(e, requestId);
   return undefined;
 }

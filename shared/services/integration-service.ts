@@ -14,6 +14,7 @@ import { chunkObject, ingestChunks, integrationPrincipal, workerMeta } from '../
 import { runSync, tokenAad, type SyncEngineDeps, type SyncOutcome } from '../integrations/sync-engine.ts';
 import type { Provider } from '../integrations/types.ts';
 import { writeAudit } from './audit.ts';
+import { IntegrationOAuth, ProviderGrantError, refreshTokenAad } from './integration-oauth.ts';
 import { auditBase, principalLabel, type AuditMeta, type IdentityService } from './identity-service.ts';
 import type { MemoryService, OutboxPort } from './memory-service.ts';
 import type { EndUserScope, Scope } from './scope.ts';
@@ -28,6 +29,8 @@ export interface IntegrationServiceDeps {
   /** SSRF-guarded client of the connectors and the crawler */
   http: GuardedHttp;
   engine: Omit<SyncEngineDeps, 'db' | 'clock' | 'memories' | 'tenantKeys' | 'http'>;
+  /** the providers' authorization-code flow (connect without a token) */
+  oauth?: IntegrationOAuth;
   logger?: Logger;
 }
 
@@ -41,6 +44,7 @@ const iso = (d: Date | string | null) => (d ? new Date(d).toISOString() : null);
 export function connectionView(row: ConnectionRow) {
   return {
     id: row.id, provider: row.provider, project_id: row.project_id, end_user_id: row.end_user_id, status: row.status,
+    auth_method: row.auth_method === 'oauth' ? 'oauth' as const : 'token' as const, token_expires_at: iso(row.token_expires_at),
     options: row.options, last_sync_started_at: iso(row.last_sync_started_at), last_sync_at: iso(row.last_sync_at),
     next_sync_at: iso(row.next_sync_at), last_error: row.last_error,
     counts: { objects_synced: row.objects_synced, memories_created: row.memories_created },
@@ -82,18 +86,65 @@ export class IntegrationService {
   async connect(scope: Scope, provider: Provider, input: { access_token: string; end_user_id: string; project_id?: string | null; options?: Record<string, unknown> }, meta: AuditMeta) {
     const projectId = await this.projectFor(scope, input.project_id);
     const userId = await this.deps.identity.resolveEndUser(scope.tenantId, input.end_user_id);
-    const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
+    return this.createConnection({
+      tenantId: scope.tenantId, provider, projectId, userId, endUserId: input.end_user_id, environment: scope.principal.environment, options: input.options ?? {},
+      tokens: { accessToken: input.access_token, refreshToken: null, expiresAt: null }, authMethod: 'token', createdBy: principalLabel(scope.principal), accountId: scope.principal.accountId,
+    }, meta);
+  }
+
+  /**
+   * Connect through the provider's authorization page: the project and end user are settled now (from
+   * the caller's credential), the provider's authorization URL comes back with a single-use state
+   * (+ PKCE where the provider supports it), and the connection is made by the callback.
+   */
+  async startOAuthConnect(scope: Scope, provider: Provider, input: { end_user_id: string; project_id?: string | null; options?: Record<string, unknown> }, redirectUri: string, meta: AuditMeta) {
+    if (!this.deps.oauth) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 422, 'OAuth connect is not configured; connect with an access_token');
+    const projectId = await this.projectFor(scope, input.project_id);
+    const started = await this.deps.oauth.start({
+      tenantId: scope.tenantId, provider, projectId, endUserId: input.end_user_id, environment: scope.principal.environment, options: input.options ?? {},
+      redirectUri, createdBy: principalLabel(scope.principal), createdByAccount: scope.principal.accountId,
+    });
+    await this.audit(this.deps.db, scope, meta, 'integration.authorization_started', provider, 'authorize', 200, { provider, project_id: projectId });
+    return started;
+  }
+
+  /** The provider's redirect back: spends the state, exchanges the code, stores the tokens sealed and queues the initial sync. */
+  async completeOAuthConnect(provider: Provider, input: { code?: string; state?: string; error?: string; error_description?: string }, redirectUri: string, meta: AuditMeta) {
+    if (!this.deps.oauth) throw new AppError('INTEGRATION_OAUTH_NOT_CONFIGURED', 422, 'OAuth connect is not configured');
+    if (!input.state) throw new AppError('VALIDATION_ERROR', 422, 'state is required', [{ field: 'state', message: 'required' }]);
+    const pending = await this.deps.oauth.takeState(provider, input.state);
+    if (input.error) throw new AppError('INTEGRATION_AUTH_DENIED', 400, `${provider} did not authorize the connection: ${input.error}`);
+    if (!input.code) throw new AppError('VALIDATION_ERROR', 422, 'code is required', [{ field: 'code', message: 'required' }]);
+    if (pending.redirect_uri !== redirectUri) throw new AppError('INTEGRATION_STATE_INVALID', 400, 'The callback URL differs from the one the authorization was started with');
+    const tokens = await this.deps.oauth.exchangeCode(provider, input.code, pending.redirect_uri, pending.verifier);
+    const userId = await this.deps.identity.resolveEndUser(pending.tenant_id, pending.end_user_id);
+    return this.createConnection({
+      tenantId: pending.tenant_id, provider, projectId: pending.project_id, userId, endUserId: pending.end_user_id, environment: pending.environment, options: pending.options ?? {},
+      tokens, authMethod: 'oauth', createdBy: pending.created_by, accountId: pending.created_by_account,
+    }, meta);
+  }
+
+  private async createConnection(c: {
+    tenantId: string; provider: Provider; projectId: string; userId: number; endUserId: string; environment: string; options: Record<string, unknown>;
+    tokens: { accessToken: string; refreshToken: string | null; expiresAt: Date | null }; authMethod: 'token' | 'oauth'; createdBy: string | null; accountId: number | null;
+  }, meta: AuditMeta) {
+    const keys = await this.deps.tenantKeys.forTenant(c.tenantId);
     const id = `int_${randomBytes(12).toString('hex')}`;
     const now = this.deps.clock.now();
-    const task = this.syncTask(scope.tenantId, id, 'initial');
+    const task = this.syncTask(c.tenantId, id, 'initial');
     const row = await this.deps.db.transaction().execute(async (trx) => {
       const inserted = await trx.insertInto('integration_connections').values({
-        id, tenant_id: scope.tenantId, project_id: projectId, provider, user_id: userId, end_user_id: input.end_user_id,
-        environment: scope.principal.environment, token_ciphertext: seal(keys.dataKey, input.access_token, tokenAad(scope.tenantId, id)),
-        options: JSON.stringify(input.options ?? {}), sync_state: JSON.stringify({}), created_by: principalLabel(scope.principal), created_at: now, updated_at: now,
+        id, tenant_id: c.tenantId, project_id: c.projectId, provider: c.provider, user_id: c.userId, end_user_id: c.endUserId,
+        environment: c.environment, token_ciphertext: seal(keys.dataKey, c.tokens.accessToken, tokenAad(c.tenantId, id)), auth_method: c.authMethod,
+        refresh_token_ciphertext: c.tokens.refreshToken ? seal(keys.dataKey, c.tokens.refreshToken, refreshTokenAad(c.tenantId, id)) : null, token_expires_at: c.tokens.expiresAt,
+        options: JSON.stringify(c.options), sync_state: JSON.stringify({}), created_by: c.createdBy, created_at: now, updated_at: now,
       }).returningAll().executeTakeFirstOrThrow();
       await this.deps.outbox.enqueue(trx, [task]);
-      await this.audit(trx, scope, meta, 'integration.connected', id, 'create', 201, { provider, project_id: projectId });
+      meta.audit.written = true;
+      await writeAudit(trx, {
+        ...auditBase(meta), tenantId: c.tenantId, userId: c.accountId, principal: c.createdBy, eventType: 'integration.connected', category: 'data', resourceType: 'integration',
+        resourceId: id, action: 'create', status: 'success', statusCode: 201, payload: { provider: c.provider, project_id: c.projectId, auth_method: c.authMethod },
+      });
       return inserted;
     });
     await this.deps.outbox.relay([task.id]);
@@ -168,6 +219,20 @@ export class IntegrationService {
   /** One sync run; a pass cut short by the per-run page or time budget queues its own continuation. */
   async sync(tenantId: string, connectionId: string): Promise<SyncOutcome> {
     const { db, clock, memories, tenantKeys, http } = this.deps;
+    if (this.deps.oauth) {
+      const conn = await db.selectFrom('integration_connections').selectAll().where('tenant_id', '=', tenantId).where('id', '=', connectionId).executeTakeFirst();
+      if (!conn) return { status: 'missing' };
+      try {
+        await this.deps.oauth.ensureFresh(conn);
+      } catch (error) {
+        if (!(error instanceof ProviderGrantError)) throw error;
+        // The grant is gone at the provider (revoked, expired refresh token): only a new connect helps.
+        const message = `${error.message}; reconnect the integration`;
+        await db.updateTable('integration_connections').set({ status: 'error', last_error: message.slice(0, 500), next_sync_at: null, updated_at: clock.now() })
+          .where('tenant_id', '=', tenantId).where('id', '=', connectionId).execute();
+        return { status: 'error', error: message };
+      }
+    }
     const outcome = await runSync({ ...this.deps.engine, db, clock, memories, tenantKeys, http }, tenantId, connectionId);
     if (outcome.status === 'partial') {
       // At once, not at the next poll (every 15 minutes on AWS).

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { SignJWT, decodeJwt, jwtVerify, errors as joseErrors } from 'jose';
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, OauthAppsTable } from '../db/schema.ts';
 import { AppError, notFound, unauthorized } from '../errors.ts';
 import type { Cache } from '../ports/cache.ts';
@@ -35,6 +35,8 @@ export interface OAuthDeps {
   signingSecret: string;
   issuer: string;
   accessTokenTtlSeconds: number;
+  /** lifetime of one refresh token; each use rotates it */
+  refreshTokenTtlSeconds: number;
   cacheTtlSeconds: number;
 }
 
@@ -66,6 +68,7 @@ export interface TokenRequest {
   client_secret?: string;
   code_verifier?: string;
   scope?: string;
+  refresh_token?: string;
 }
 
 export interface TokenResponse {
@@ -73,7 +76,23 @@ export interface TokenResponse {
   token_type: 'Bearer';
   expires_in: number;
   scope: string;
+  refresh_token?: string;
 }
+
+/** Introspection (RFC 7662) and revocation (RFC 7009) requests; the hint is only a hint. */
+export interface TokenLookupRequest {
+  token: string;
+  token_type_hint?: string;
+  client_id?: string;
+  client_secret?: string;
+}
+
+type BasicCredentials = { clientId: string; clientSecret: string } | undefined;
+
+/** What a presented token turned out to be, for introspection and revocation. */
+type FoundToken =
+  | { kind: 'access'; jti: string; appId: string; tenantId: string; scope: string; sub: string; exp: number; iat: number; familyId: string | null; active: boolean }
+  | { kind: 'refresh'; tokenHash: string; familyId: string; appId: string; tenantId: string; scope: string; sub: string; exp: number; iat: number; active: boolean };
 
 const oauthError = (code: string, message: string, status = 400) => new AppError(code, status, message);
 const s256 = (verifier: string) => createHash('sha256').update(verifier).digest('base64url');
@@ -200,16 +219,9 @@ export class OAuthService {
   // ---------- token endpoint
 
   /** `POST /oauth/token`: client authentication (Basic or body), then the grant. */
-  async token(req: TokenRequest, basic: { clientId: string; clientSecret: string } | undefined, meta: AuditMeta): Promise<TokenResponse> {
-    if (basic && req.client_id && req.client_id !== basic.clientId) throw oauthError('invalid_request', 'client_id differs from the Basic credentials');
-    const clientId = basic?.clientId ?? req.client_id;
-    const secret = basic?.clientSecret ?? req.client_secret;
-    if (!clientId) throw oauthError('invalid_client', 'Client authentication required', 401);
-    const app = await this.deps.db.selectFrom('oauth_apps').selectAll().where('client_id', '=', clientId).executeTakeFirst();
-    if (!app) throw oauthError('invalid_client', 'Unknown client', 401);
-    if (app.client_type === 'confidential' || secret !== undefined) {
-      if (!app.client_secret_hash || !secret || !safeEqual(sha256Hex(secret), app.client_secret_hash)) throw oauthError('invalid_client', 'Client authentication failed', 401);
-    }
+  async token(req: TokenRequest, basic: BasicCredentials, meta: AuditMeta): Promise<TokenResponse> {
+    const app = await this.authenticateClient(req, basic);
+    if (req.grant_type === 'refresh_token') return this.refresh(app, req, meta);
 
     let scopes: string[];
     let userId: number | null = null;
@@ -236,10 +248,127 @@ export class OAuthService {
       if (unknown.length) throw oauthError('invalid_scope', `Scope not allowed for this app: ${unknown.join(' ')}`);
       scopes = requested.length ? requested : app.scopes;
     } else {
-      throw oauthError('unsupported_grant_type', 'grant_type must be authorization_code or client_credentials');
+      throw oauthError('unsupported_grant_type', 'grant_type must be authorization_code, refresh_token or client_credentials');
     }
 
-    const accessToken = await new SignJWT({ typ: 'oauth', tid: app.tenant_id, cid: app.id, scope: scopes.join(' '), ...(userPublicId ? { uid: userPublicId } : {}) })
+    // A user's grant (authorization code) also gets a refresh token, the first of a new family; client credentials do not (RFC 6749 §4.4.3).
+    return this.deps.db.transaction().execute(async (trx) => {
+      let refreshToken: string | undefined;
+      let familyId: string | null = null;
+      if (userId !== null) {
+        familyId = `otf_${randomBytes(12).toString('hex')}`;
+        await trx.insertInto('oauth_token_families').values({ id: familyId, tenant_id: app.tenant_id, app_id: app.id, user_id: userId, scopes: JSON.stringify(scopes), revoked_at: null, revoked_reason: null }).execute();
+        refreshToken = await this.issueRefreshToken(trx, familyId, app.tenant_id, scopes);
+      }
+      const accessToken = await this.signAccessToken(app, scopes, userPublicId, familyId);
+      await writeAudit(trx, { ...auditBase(meta), tenantId: app.tenant_id, userId, principal: `oauth:${app.client_id}`, eventType: 'oauth.token_issued', category: 'security', resourceType: 'oauth_app', resourceId: app.id, action: req.grant_type, status: 'success', statusCode: 200, payload: { scopes, ...(familyId ? { family_id: familyId } : {}) } });
+      meta.audit.written = true;
+      return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: this.deps.accessTokenTtlSeconds, scope: scopes.join(' '), ...(refreshToken ? { refresh_token: refreshToken } : {}) };
+    });
+  }
+
+  /**
+   * `grant_type=refresh_token`: the presented token is spent (rotation) and a new one of the same family
+   * comes back with a new access token. A token presented a second time means two parties hold it:
+   * the whole family is revoked — every refresh token and every access token it issued — and the
+   * attempt is audited (RFC 9700 §4.14.2). Scopes may narrow, never widen, and are capped again by what
+   * the approving account's current role may delegate.
+   */
+  private async refresh(app: AppRow, req: TokenRequest, meta: AuditMeta): Promise<TokenResponse> {
+    if (!req.refresh_token) throw oauthError('invalid_request', 'refresh_token is required');
+    const hash = sha256Hex(req.refresh_token);
+    const row = await this.deps.db
+      .selectFrom('oauth_refresh_tokens as r')
+      .innerJoin('oauth_token_families as f', 'f.id', 'r.family_id')
+      .select(['r.token_hash', 'r.expires_at', 'r.used_at', 'r.scopes', 'f.id as family_id', 'f.app_id', 'f.tenant_id', 'f.user_id', 'f.revoked_at'])
+      .where('r.token_hash', '=', hash)
+      .executeTakeFirst();
+    // Another client's token is not this client's business: same answer as an unknown token, nothing changes.
+    if (!row || row.app_id !== app.id) throw oauthError('invalid_grant', 'Refresh token is invalid');
+    if (row.revoked_at) throw oauthError('invalid_grant', 'Refresh token was revoked');
+    const spent = await this.deps.db.updateTable('oauth_refresh_tokens').set({ used_at: this.deps.clock.now() }).where('token_hash', '=', hash).where('used_at', 'is', null).returning('token_hash').executeTakeFirst();
+    if (!spent) {
+      await this.revokeFamily(row.family_id, row.tenant_id, 'refresh_token_reuse');
+      await writeAudit(this.deps.db, { ...auditBase(meta), tenantId: row.tenant_id, userId: row.user_id, principal: `oauth:${app.client_id}`, eventType: 'oauth.refresh_token_reused', category: 'security', resourceType: 'oauth_app', resourceId: app.id, action: 'refresh_token', status: 'failure', statusCode: 400, payload: { family_id: row.family_id } });
+      meta.audit.written = true;
+      throw oauthError('invalid_grant', 'Refresh token was already used; the grant is revoked');
+    }
+    if (new Date(row.expires_at) <= this.deps.clock.now()) throw oauthError('invalid_grant', 'Refresh token expired');
+    const user = await this.deps.db.selectFrom('users').select(['public_id', 'role']).where('id', '=', row.user_id).where('tenant_id', '=', row.tenant_id).executeTakeFirst();
+    if (!user) throw oauthError('invalid_grant', 'The approving account no longer exists');
+    const scim = await this.deps.db.selectFrom('scim_users').select('active').where('user_id', '=', row.user_id).executeTakeFirst();
+    if (scim && !scim.active) throw oauthError('invalid_grant', 'The approving account is deactivated');
+    const requested = parseScope(req.scope);
+    const wider = requested.filter((s) => !row.scopes.includes(s));
+    if (wider.length) throw oauthError('invalid_scope', `Scope exceeds the original grant: ${wider.join(' ')}`);
+    const delegable = DELEGABLE[user.role as Role] ?? [];
+    const familyScopes = row.scopes.filter((s) => delegable.includes(s) && app.scopes.includes(s));
+    const scopes = (requested.length ? requested : row.scopes).filter((s) => familyScopes.includes(s));
+    return this.deps.db.transaction().execute(async (trx) => {
+      const refreshToken = await this.issueRefreshToken(trx, row.family_id, row.tenant_id, familyScopes);
+      const accessToken = await this.signAccessToken(app, scopes, user.public_id, row.family_id);
+      await writeAudit(trx, { ...auditBase(meta), tenantId: row.tenant_id, userId: row.user_id, principal: `oauth:${app.client_id}`, eventType: 'oauth.token_refreshed', category: 'security', resourceType: 'oauth_app', resourceId: app.id, action: 'refresh_token', status: 'success', statusCode: 200, payload: { scopes, family_id: row.family_id } });
+      meta.audit.written = true;
+      return { access_token: accessToken, token_type: 'Bearer' as const, expires_in: this.deps.accessTokenTtlSeconds, scope: scopes.join(' '), refresh_token: refreshToken };
+    });
+  }
+
+  // ---------- introspection (RFC 7662) and revocation (RFC 7009)
+
+  /**
+   * `POST /oauth/introspect`: the authenticated client learns whether a token *it* was issued is active.
+   * Anything else — unknown, expired, revoked, another client's — is `{active: false}` and nothing more.
+   */
+  async introspect(req: TokenLookupRequest, basic: BasicCredentials, meta: AuditMeta): Promise<Record<string, unknown>> {
+    const app = await this.authenticateClient(req, basic);
+    const found = await this.findToken(req.token, req.token_type_hint);
+    const active = found !== undefined && found.appId === app.id && found.active;
+    await writeAudit(this.deps.db, { ...auditBase(meta), tenantId: app.tenant_id, userId: null, principal: `oauth:${app.client_id}`, eventType: 'oauth.token_introspected', category: 'security', resourceType: 'oauth_app', resourceId: app.id, action: 'introspect', status: 'success', statusCode: 200, payload: { active, token_type: active ? found.kind : null } });
+    meta.audit.written = true;
+    if (!active) return { active: false };
+    return {
+      active: true, scope: found.scope, client_id: app.client_id, sub: found.sub, token_type: found.kind === 'access' ? 'Bearer' : 'refresh_token',
+      exp: found.exp, iat: found.iat, iss: this.deps.issuer, ...(found.kind === 'access' ? { aud: 'memorysync-api', jti: found.jti } : {}),
+    };
+  }
+
+  /**
+   * `POST /oauth/revoke`: a refresh token revokes its whole grant (the family, with the access tokens it
+   * issued); an access token is revoked alone until it expires. Unknown tokens and other clients' tokens
+   * are answered the same 200 without any change (RFC 7009 §2.2), so the endpoint is no token oracle.
+   */
+  async revoke(req: TokenLookupRequest, basic: BasicCredentials, meta: AuditMeta): Promise<void> {
+    const app = await this.authenticateClient(req, basic);
+    const found = await this.findToken(req.token, req.token_type_hint);
+    const mine = found !== undefined && found.appId === app.id;
+    if (mine && found.kind === 'refresh') await this.revokeFamily(found.familyId, found.tenantId, 'revoked_by_client');
+    if (mine && found.kind === 'access') {
+      await this.deps.db.insertInto('oauth_revoked_tokens').values({ jti: found.jti, tenant_id: found.tenantId, app_id: app.id, expires_at: new Date(found.exp * 1000) })
+        .onConflict((oc) => oc.column('jti').doNothing()).execute();
+    }
+    await writeAudit(this.deps.db, { ...auditBase(meta), tenantId: app.tenant_id, userId: null, principal: `oauth:${app.client_id}`, eventType: 'oauth.token_revoked', category: 'security', resourceType: 'oauth_app', resourceId: app.id, action: 'revoke', status: 'success', statusCode: 200, payload: { revoked: mine ? found.kind : null, ...(mine && found.familyId ? { family_id: found.familyId } : {}) } });
+    meta.audit.written = true;
+  }
+
+  // ---------- internals of the token endpoints
+
+  /** RFC 6749 §2.3: `client_secret_basic` or `client_secret_post` for confidential clients; a public client names itself. */
+  private async authenticateClient(req: { client_id?: string; client_secret?: string }, basic: BasicCredentials): Promise<AppRow> {
+    if (basic && req.client_id && req.client_id !== basic.clientId) throw oauthError('invalid_request', 'client_id differs from the Basic credentials');
+    if (basic && req.client_secret !== undefined) throw oauthError('invalid_request', 'Use one client authentication method, not two');
+    const clientId = basic?.clientId ?? req.client_id;
+    const secret = basic?.clientSecret ?? req.client_secret;
+    if (!clientId) throw oauthError('invalid_client', 'Client authentication required', 401);
+    const app = await this.deps.db.selectFrom('oauth_apps').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+    if (!app) throw oauthError('invalid_client', 'Unknown client', 401);
+    if (app.client_type === 'confidential' || secret !== undefined) {
+      if (!app.client_secret_hash || !secret || !safeEqual(sha256Hex(secret), app.client_secret_hash)) throw oauthError('invalid_client', 'Client authentication failed', 401);
+    }
+    return app;
+  }
+
+  private signAccessToken(app: AppRow, scopes: string[], userPublicId: string | null, familyId: string | null): Promise<string> {
+    return new SignJWT({ typ: 'oauth', tid: app.tenant_id, cid: app.id, scope: scopes.join(' '), ...(userPublicId ? { uid: userPublicId } : {}), ...(familyId ? { fid: familyId } : {}) })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(app.client_id)
       .setIssuer(this.deps.issuer)
@@ -248,9 +377,68 @@ export class OAuthService {
       .setIssuedAt()
       .setExpirationTime(`${this.deps.accessTokenTtlSeconds}s`)
       .sign(this.key);
-    await writeAudit(this.deps.db, { ...auditBase(meta), tenantId: app.tenant_id, userId, principal: `oauth:${app.client_id}`, eventType: 'oauth.token_issued', category: 'security', resourceType: 'oauth_app', resourceId: app.id, action: req.grant_type, status: 'success', statusCode: 200, payload: { scopes } });
-    meta.audit.written = true;
-    return { access_token: accessToken, token_type: 'Bearer', expires_in: this.deps.accessTokenTtlSeconds, scope: scopes.join(' ') };
+  }
+
+  private async issueRefreshToken(trx: Kysely<Database>, familyId: string, tenantId: string, scopes: string[]): Promise<string> {
+    const token = `msrt_${randomToken(32)}`;
+    await trx.insertInto('oauth_refresh_tokens').values({
+      token_hash: sha256Hex(token), family_id: familyId, tenant_id: tenantId, scopes: JSON.stringify(scopes),
+      expires_at: new Date(this.deps.clock.now().getTime() + this.deps.refreshTokenTtlSeconds * 1000), used_at: null,
+    }).execute();
+    return token;
+  }
+
+  private async revokeFamily(familyId: string, tenantId: string, reason: string): Promise<void> {
+    await this.deps.db.updateTable('oauth_token_families').set({ revoked_at: this.deps.clock.now(), revoked_reason: reason })
+      .where('id', '=', familyId).where('tenant_id', '=', tenantId).where('revoked_at', 'is', null).execute();
+  }
+
+  /** An access token (a JWT of ours with a valid signature) or a refresh token (by its hash), whatever the hint says. */
+  private async findToken(token: string, hint: string | undefined): Promise<FoundToken | undefined> {
+    const asAccess = async (): Promise<FoundToken | undefined> => {
+      if (!this.isOAuthToken(token)) return undefined;
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], issuer: this.deps.issuer, audience: 'memorysync-api' }));
+      } catch {
+        return undefined;
+      }
+      if (typeof payload.jti !== 'string' || typeof payload.cid !== 'string' || typeof payload.tid !== 'string') return undefined;
+      const familyId = typeof payload.fid === 'string' ? payload.fid : null;
+      const active = !(await this.isRevoked(payload.jti, familyId));
+      return {
+        kind: 'access', jti: payload.jti, appId: payload.cid, tenantId: payload.tid, scope: String(payload.scope ?? ''), sub: typeof payload.uid === 'string' ? payload.uid : String(payload.sub),
+        exp: payload.exp!, iat: payload.iat!, familyId, active,
+      };
+    };
+    const asRefresh = async (): Promise<FoundToken | undefined> => {
+      const row = await this.deps.db
+        .selectFrom('oauth_refresh_tokens as r')
+        .innerJoin('oauth_token_families as f', 'f.id', 'r.family_id')
+        .innerJoin('users as u', 'u.id', 'f.user_id')
+        .select(['r.token_hash', 'r.expires_at', 'r.used_at', 'r.created_at', 'r.scopes', 'f.id as family_id', 'f.app_id', 'f.tenant_id', 'f.revoked_at', 'u.public_id'])
+        .where('r.token_hash', '=', sha256Hex(token))
+        .executeTakeFirst();
+      if (!row) return undefined;
+      const active = !row.used_at && !row.revoked_at && new Date(row.expires_at) > this.deps.clock.now();
+      return {
+        kind: 'refresh', tokenHash: row.token_hash, familyId: row.family_id, appId: row.app_id, tenantId: row.tenant_id, scope: row.scopes.join(' '), sub: row.public_id,
+        exp: Math.floor(new Date(row.expires_at).getTime() / 1000), iat: Math.floor(new Date(row.created_at).getTime() / 1000), active,
+      };
+    };
+    const order = hint === 'refresh_token' ? [asRefresh, asAccess] : [asAccess, asRefresh];
+    for (const attempt of order) {
+      const found = await attempt();
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  /** An access token revoked by itself (RFC 7009) or through its grant's family. */
+  private async isRevoked(jti: string, familyId: string | null): Promise<boolean> {
+    const { rows } = await sql<{ revoked: boolean }>`select (exists (select 1 from oauth_revoked_tokens where jti = ${jti})
+      or exists (select 1 from oauth_token_families where id = ${familyId} and revoked_at is not null)) as revoked`.execute(this.deps.db);
+    return Boolean(rows[0]?.revoked);
   }
 
   // ---------- bearer tokens → principal
@@ -276,6 +464,10 @@ export class OAuthService {
     if (payload.typ !== 'oauth' || typeof payload.tid !== 'string' || typeof payload.cid !== 'string' || typeof payload.scope !== 'string') throw unauthorized('Invalid token', 'INVALID_TOKEN');
     const app = await this.liveApp(payload.cid, payload.tid);
     if (!app) throw unauthorized('The OAuth app of this token no longer exists', 'INVALID_TOKEN');
+    // One indexed lookup per request: a revoked token (RFC 7009) or a revoked grant stops at once.
+    if (typeof payload.jti === 'string' && (await this.isRevoked(payload.jti, typeof payload.fid === 'string' ? payload.fid : null))) {
+      throw unauthorized('Token revoked', 'TOKEN_REVOKED');
+    }
     return {
       // uid: the account that approved an authorization-code grant (absent for client credentials)
       kind: 'oauth', tenantId: app.tenantId, accountId: app.createdBy, accountPublicId: typeof payload.uid === 'string' ? payload.uid : null, apiKeyId: null,

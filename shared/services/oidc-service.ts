@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, SsoProvidersTable } from '../db/schema.ts';
@@ -57,15 +57,69 @@ export interface CreateProviderInput {
 }
 
 export function toProviderResponse(row: ProviderRow) {
-  return {
-    id: row.id, kind: row.kind, name: row.name, issuer: row.issuer, client_id: row.client_id, has_client_secret: row.client_secret_ciphertext !== null,
-    scopes: row.scopes, redirect_uri: row.redirect_uri, default_role: row.default_role, login_url: `/sso/oidc/${row.id}/login`,
-    created_at: new Date(row.created_at).toISOString(),
-  };
+  const common = { id: row.id, kind: row.kind, name: row.name, default_role: row.default_role, login_url: `/sso/${row.kind}/${row.id}/login`, created_at: new Date(row.created_at).toISOString() };
+  if (row.kind === 'saml') {
+    return {
+      ...common, idp_entity_id: row.issuer, sso_url: row.sso_url, sp_entity_id: row.client_id, acs_url: row.redirect_uri, metadata_url: `/sso/saml/${row.id}/metadata`,
+      idp_certificate_fingerprints: certificateFingerprints(row.idp_certificate ?? ''),
+    };
+  }
+  return { ...common, issuer: row.issuer, client_id: row.client_id, has_client_secret: row.client_secret_ciphertext !== null, scopes: row.scopes, redirect_uri: row.redirect_uri };
+}
+
+/** SHA-256 fingerprints of the PEM certificates in `pem` (what an admin compares with the IdP's console). */
+export function certificateFingerprints(pem: string): string[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c).fingerprint256);
+}
+
+/**
+ * The provider a public login URL names, of the expected kind. The provider id is the public entry
+ * point of a login: it names its tenant, nothing else does.
+ */
+export async function loginProviderOrThrow(db: Kysely<Database>, providerId: string, kind: 'oidc' | 'saml'): Promise<ProviderRow> {
+  const row = await db
+    .selectFrom('sso_providers as p')
+    .innerJoin('tenants as t', 't.id', 'p.tenant_id')
+    .selectAll('p')
+    .select('t.status')
+    .where('p.id', '=', providerId)
+    .where('p.kind', '=', kind)
+    .executeTakeFirst();
+  if (!row) throw notFound('SSO provider not found');
+  if (row.status !== 'active') throw forbidden('Organization is suspended', 'TENANT_SUSPENDED');
+  return row;
 }
 
 const secretAad = (tenantId: string, providerId: string) => `sso-client-secret:${tenantId}:${providerId}`;
 const stateKey = (state: string) => `oidc:state:${state}`;
+
+/**
+ * Just-in-time provisioning shared by OIDC and SAML logins, in the tenant that owns the provider: the
+ * account linked to `(provider, subject)`; else an account of the same tenant with the same verified
+ * email (then linked); else a new account with the provider's default role and no password.
+ */
+export async function linkOrProvision(trx: Kysely<Database>, provider: Pick<ProviderRow, 'id' | 'tenant_id' | 'default_role'>, subject: string, email: string | undefined, emailVerified: boolean, name: string | undefined): Promise<number> {
+  const tenantId = provider.tenant_id;
+  const linked = await trx.selectFrom('identity_links').select('user_id').where('provider_id', '=', provider.id).where('subject', '=', subject).where('tenant_id', '=', tenantId).executeTakeFirst();
+  let userId = linked?.user_id;
+  if (userId === undefined && email && emailVerified) {
+    const existing = await trx.selectFrom('users').select(['id', 'tenant_id']).where('email', '=', email).where('kind', '=', 'account').executeTakeFirst();
+    if (existing && existing.tenant_id !== tenantId) throw conflict('This email belongs to an account of another organization');
+    userId = existing?.id;
+  }
+  if (userId === undefined) {
+    const created = await trx
+      .insertInto('users')
+      .values({ public_id: newUserPublicId(), tenant_id: tenantId, kind: 'account', external_id: null, email: emailVerified ? (email ?? null) : null, password_hash: null, full_name: name ?? null, role: provider.default_role })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    userId = created.id;
+  }
+  if (!linked) await trx.insertInto('identity_links').values({ tenant_id: tenantId, provider_id: provider.id, subject, user_id: userId }).execute();
+  const scim = await trx.selectFrom('scim_users').select('active').where('user_id', '=', userId).where('tenant_id', '=', tenantId).executeTakeFirst();
+  if (scim && !scim.active) throw forbidden('This account is deactivated', 'ACCOUNT_DISABLED');
+  return userId;
+}
 
 /**
  * OpenID Connect login against any standard issuer: discovery (`/.well-known/openid-configuration`),
@@ -161,7 +215,7 @@ export class OidcService {
       if (info.sub === claims.sub) ({ email, email_verified: emailVerified, name = name } = info as { email?: string; email_verified?: unknown; name?: string });
     }
     return this.deps.db.transaction().execute(async (trx) => {
-      const userId = await this.linkOrProvision(trx, provider, claims.sub!, typeof email === 'string' ? email.trim().toLowerCase() : undefined, emailVerified !== false, name);
+      const userId = await linkOrProvision(trx, provider, claims.sub!, typeof email === 'string' ? email.trim().toLowerCase() : undefined, emailVerified !== false, name);
       const result = await this.deps.identity.openVerifiedSession(trx, userId, provider.tenant_id, 'web');
       await writeAudit(trx, { ...auditBase(meta), tenantId: provider.tenant_id, userId, principal: result.user.id, eventType: 'auth.sso_login', category: 'auth', resourceType: 'session', resourceId: result.session.id, action: 'login', status: 'success', statusCode: 200, payload: { provider_id: provider.id } });
       meta.audit.written = true;
@@ -169,43 +223,10 @@ export class OidcService {
     });
   }
 
-  private async linkOrProvision(trx: Kysely<Database>, provider: ProviderRow, subject: string, email: string | undefined, emailVerified: boolean, name: string | undefined): Promise<number> {
-    const tenantId = provider.tenant_id;
-    const linked = await trx.selectFrom('identity_links').select('user_id').where('provider_id', '=', provider.id).where('subject', '=', subject).where('tenant_id', '=', tenantId).executeTakeFirst();
-    let userId = linked?.user_id;
-    if (userId === undefined && email && emailVerified) {
-      const existing = await trx.selectFrom('users').select(['id', 'tenant_id']).where('email', '=', email).where('kind', '=', 'account').executeTakeFirst();
-      if (existing && existing.tenant_id !== tenantId) throw conflict('This email belongs to an account of another organization');
-      userId = existing?.id;
-    }
-    if (userId === undefined) {
-      const created = await trx
-        .insertInto('users')
-        .values({ public_id: newUserPublicId(), tenant_id: tenantId, kind: 'account', external_id: null, email: emailVerified ? (email ?? null) : null, password_hash: null, full_name: name ?? null, role: provider.default_role })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      userId = created.id;
-    }
-    if (!linked) await trx.insertInto('identity_links').values({ tenant_id: tenantId, provider_id: provider.id, subject, user_id: userId }).execute();
-    const scim = await trx.selectFrom('scim_users').select('active').where('user_id', '=', userId).where('tenant_id', '=', tenantId).executeTakeFirst();
-    if (scim && !scim.active) throw forbidden('This account is deactivated', 'ACCOUNT_DISABLED');
-    return userId;
-  }
-
   // ---------- talking to the issuer
 
-  private async providerOrThrow(providerId: string): Promise<ProviderRow> {
-    // The provider id is the public entry point of a login: it names its tenant, nothing else does.
-    const row = await this.deps.db
-      .selectFrom('sso_providers as p')
-      .innerJoin('tenants as t', 't.id', 'p.tenant_id')
-      .selectAll('p')
-      .select('t.status')
-      .where('p.id', '=', providerId)
-      .executeTakeFirst();
-    if (!row) throw notFound('SSO provider not found');
-    if (row.status !== 'active') throw forbidden('Organization is suspended', 'TENANT_SUSPENDED');
-    return row;
+  private providerOrThrow(providerId: string): Promise<ProviderRow> {
+    return loginProviderOrThrow(this.deps.db, providerId, 'oidc');
   }
 
   private async guardedFetch(url: string, init: RequestInit = {}): Promise<Response> {

@@ -144,6 +144,7 @@ describe('integrations over HTTP against a local GitHub', () => {
     expect(unknown.status).toBe(422);
     const noToken = await server.call('POST', '/api/v1/integrations/github/connect', { headers: keyHeaders(tenant.apiKey), body: { end_user_id: 'alice' } });
     expect(noToken.status).toBe(422);
+    expect(noToken.body.error.code).toBe('INTEGRATION_OAUTH_NOT_CONFIGURED');
     const foreignProject = await server.call('POST', '/api/v1/integrations/github/connect', { headers: keyHeaders(tenant.apiKey), body: { ...body, project_id: other.projectId } });
     expect(foreignProject.status).toBe(404);
     expect((await server.call('GET', '/api/v1/integrations/int_nope', { headers: keyHeaders(tenant.apiKey) })).status).toBe(422);

@@ -22,7 +22,7 @@ import { attachDeletionReceipts, receiptRoutes } from './receipt-routes.ts';
 /** What the routes use of the composition root, plus two route-only views of it. */
 export type RouteDeps = Pick<
   App,
-  | 'config' | 'db' | 'vectors' | 'embedder' | 'cache' | 'identity' | 'memories' | 'oidc' | 'oauth' | 'scim' | 'recall'
+  | 'config' | 'db' | 'vectors' | 'embedder' | 'cache' | 'identity' | 'memories' | 'oidc' | 'saml' | 'oauth' | 'scim' | 'recall'
   | 'usage' | 'org' | 'billing' | 'admin' | 'webhooks' | 'integrations' | 'siem' | 'receipts'
 > & {
   retentionPolicies: RetentionPolicyService;
@@ -35,7 +35,7 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
     ...healthRoutes(deps),
     ...identityRoutes(deps.identity, deps.usage),
     ...memoryRoutes(deps.memories),
-    ...ssoRoutes(deps.oidc), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
+    ...ssoRoutes(deps.oidc, deps.saml), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
     ...recallFeatureRoutes(deps.recall, deps.memories),
     ...orgRoutes(deps),
     ...adminRoutes(deps.admin),

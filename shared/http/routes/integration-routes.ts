@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { IntegrationService } from '../../services/integration-service.ts';
+import { publicOrigin } from '../public-origin.ts';
 import {
-  connectBody, connectionIdParam, connectionResponse, crawlJobBody, crawlJobIdParam, crawlJobResponse, disconnectQuery, providerParam,
+  authorizationStartResponse, connectBody, oauthCallbackQuery, connectionIdParam, connectionResponse, crawlJobBody, crawlJobIdParam, crawlJobResponse, disconnectQuery, providerParam,
 } from '../schemas/integrations.ts';
 import { paginationQuery } from '../schemas/org.ts';
 import type { RouteDefinition } from '../types.ts';
@@ -22,9 +23,23 @@ export function integrationRoutes(integrations: IntegrationService): RouteDefini
     }),
     route({
       ...manage, method: 'POST', path: '/api/v1/integrations/{provider}/connect',
-      summary: 'Connect a provider with an access token (stored encrypted) for one end user; the initial sync is queued',
-      params: providerParam, body: connectBody, responses: { 201: connectionResponse }, audit: { event: 'integration.connected', resource: 'integration', category: 'data' },
-      handler: async (ctx) => ({ status: 201, body: await integrations.connect(ctx.scope!, ctx.params.provider, ctx.body, auditMeta(ctx)) }),
+      summary: "Connect a provider for one end user: with access_token (stored encrypted) at once, or without it through the provider's authorization page (answers its URL)",
+      params: providerParam, body: connectBody, responses: { 201: connectionResponse, 200: authorizationStartResponse }, audit: { event: 'integration.connected', resource: 'integration', category: 'data' },
+      handler: async (ctx) => {
+        const { access_token: accessToken, ...rest } = ctx.body;
+        if (accessToken) return { status: 201, body: await integrations.connect(ctx.scope!, ctx.params.provider, { ...rest, access_token: accessToken }, auditMeta(ctx)) };
+        const redirectUri = `${publicOrigin(ctx)}/api/v1/integrations/${ctx.params.provider}/callback`;
+        return { status: 200, headers: { 'Cache-Control': 'no-store' }, body: await integrations.startOAuthConnect(ctx.scope!, ctx.params.provider, rest, redirectUri, auditMeta(ctx)) };
+      },
+    }),
+    route({
+      method: 'GET', path: '/api/v1/integrations/{provider}/callback', tags: ['integrations'], auth: 'public',
+      summary: "The provider's redirect after authorization: the code is exchanged, tokens stored encrypted, the initial sync queued (the state names the organisation)",
+      params: providerParam, query: oauthCallbackQuery, responses: { 201: connectionResponse }, audit: { event: 'integration.connected', resource: 'integration', category: 'data' },
+      handler: async (ctx) => {
+        const redirectUri = `${publicOrigin(ctx)}/api/v1/integrations/${ctx.params.provider}/callback`;
+        return { status: 201, headers: { 'Cache-Control': 'no-store' }, body: await integrations.completeOAuthConnect(ctx.params.provider, ctx.query, redirectUri, auditMeta(ctx)) };
+      },
     }),
     route({
       ...read, method: 'GET', path: '/api/v1/integrations/{id}', summary: 'One connection: status, last sync, counts, last error',

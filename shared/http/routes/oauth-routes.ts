@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { basicClientCredentials, type OAuthService } from '../../services/oauth-service.ts';
-import { authorizeDecisionBody, authorizeQuery, createOAuthAppBody, oauthAppParam, tokenBody, tokenResponse } from '../schemas/oauth.ts';
+import { authorizeDecisionBody, authorizeQuery, createOAuthAppBody, introspectionResponse, oauthAppParam, tokenBody, tokenLookupBody, tokenResponse } from '../schemas/oauth.ts';
 import type { RouteDefinition } from '../types.ts';
 import { auditMeta, route } from './route.ts';
 
@@ -47,11 +47,27 @@ export function oauthRoutes(oauth: OAuthService): RouteDefinition[] {
       },
     }),
     route({
-      method: 'POST', path: '/oauth/token', summary: 'Token endpoint (form-encoded): authorization_code with code_verifier, or client_credentials', tags: ['oauth'], auth: 'public',
+      method: 'POST', path: '/oauth/token', summary: 'Token endpoint (form-encoded): authorization_code with code_verifier, refresh_token (rotated; reuse revokes the grant), or client_credentials', tags: ['oauth'], auth: 'public',
       body: tokenBody, bodyFormat: 'form', responses: { 200: tokenResponse }, audit: { event: 'oauth.token_issued', resource: 'oauth_app', category: 'security' },
       handler: async (ctx) => {
         const basic = basicClientCredentials(ctx.headers.authorization);
         return { status: 200, headers: { Pragma: 'no-cache' }, body: await oauth.token(ctx.body, basic, auditMeta(ctx)) };
+      },
+    }),
+      route({
+      method: 'POST', path: '/oauth/introspect', summary: 'Token introspection (RFC 7662, form-encoded): is a token this client holds active, and what it grants', tags: ['oauth'], auth: 'public',
+      body: tokenLookupBody, bodyFormat: 'form', responses: { 200: introspectionResponse }, audit: { event: 'oauth.token_introspected', resource: 'oauth_app', category: 'security' },
+      handler: async (ctx) => {
+        const basic = basicClientCredentials(ctx.headers.authorization);
+        return { status: 200, headers: { 'Cache-Control': 'no-store', Pragma: 'no-cache' }, body: await oauth.introspect(ctx.body, basic, auditMeta(ctx)) };
+      },
+    }),
+    route({
+      method: 'POST', path: '/oauth/revoke', summary: "Token revocation (RFC 7009, form-encoded): a refresh token ends its whole grant, an access token itself; 200 whatever the token was", tags: ['oauth'], auth: 'public',
+      body: tokenLookupBody, bodyFormat: 'form', responses: { 200: z.object({}) }, audit: { event: 'oauth.token_revoked', resource: 'oauth_app', category: 'security' },
+      handler: async (ctx) => {
+        await oauth.revoke(ctx.body, basicClientCredentials(ctx.headers.authorization), auditMeta(ctx));
+        return { status: 200, headers: { 'Cache-Control': 'no-store' }, body: {} };
       },
     }),
   ];

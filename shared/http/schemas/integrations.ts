@@ -9,9 +9,12 @@ export const providerParam = z.object({ provider: z.enum(PROVIDERS) });
 export const connectionIdParam = z.object({ id: z.string().regex(/^int_[0-9a-f]{24}$/, 'not an integration id') });
 export const crawlJobIdParam = z.object({ id: z.string().regex(/^crj_[0-9a-f]{24}$/, 'not a crawl job id') });
 
-/** OAuth code exchange is not implemented: the caller brings a provider access token. */
+/**
+ * With `access_token`: the caller brings a provider token (stored sealed), the connection is made at
+ * once. Without it: the provider's authorization-code flow starts and the answer is its authorization URL.
+ */
 export const connectBody = z.object({
-  access_token: z.string().min(1).max(4096).regex(/^[^\s]+$/, 'must not contain whitespace'),
+  access_token: z.string().min(1).max(4096).regex(/^[^\s]+$/, 'must not contain whitespace').optional(),
   end_user_id: endUserId,
   project_id: projectId.nullish(),
   options: z.object({
@@ -19,6 +22,27 @@ export const connectBody = z.object({
     repos: z.array(z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/)).max(100).optional(),
   }).strict().default({}),
 }).strict();
+
+export const authorizationStartResponse = z.object({
+  /** send the end user's browser here; the provider redirects back to the callback route */
+  authorization_url: z.string(),
+  state: z.string(),
+  expires_in: z.number().int(),
+});
+
+/** The provider's redirect back (RFC 6749 §4.1.2): `code` + `state`, or `error` + `state`. */
+export const oauthCallbackQuery = z.object({
+  code: z.string().max(4096).optional(),
+  state: z.string().max(512).optional(),
+  error: z.string().max(256).optional(),
+  error_description: z.string().max(1024).optional(),
+  // Microsoft and Google add these; they are not used
+  scope: z.string().max(2048).optional(),
+  session_state: z.string().max(512).optional(),
+  authuser: z.string().max(16).optional(),
+  prompt: z.string().max(64).optional(),
+  hd: z.string().max(256).optional(),
+});
 
 export const disconnectQuery = z.object({ purge: z.enum(['true', 'false']).default('false').transform((v) => v === 'true') });
 
@@ -31,6 +55,7 @@ export const crawlJobBody = z.object({
 
 export const connectionResponse = z.object({
   id: z.string(), provider: z.enum(PROVIDERS), project_id: z.string().nullable(), end_user_id: z.string(),
+  auth_method: z.enum(['token', 'oauth']), token_expires_at: z.string().nullable(),
   status: z.enum(['active', 'syncing', 'rate_limited', 'error']), options: z.record(z.string(), z.unknown()),
   last_sync_started_at: z.string().nullable(), last_sync_at: z.string().nullable(), next_sync_at: z.string().nullable(), last_error: z.string().nullable(),
   counts: z.object({ objects_synced: z.number(), memories_created: z.number() }), initial_sync_complete: z.boolean(), created_at: z.string().nullable(),

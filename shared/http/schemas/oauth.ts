@@ -39,5 +39,31 @@ export const tokenBody = z.object({
   client_secret: z.string().max(256).optional(),
   code_verifier: z.string().max(256).optional(),
   scope: z.string().max(512).optional(),
+  refresh_token: z.string().max(256).optional(),
 });
-export const tokenResponse = z.object({ access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(), scope: z.string() });
+export const tokenResponse = z.object({
+  access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(), scope: z.string(),
+  /** authorization-code and refresh grants: the next refresh token (each one is good for one use) */
+  refresh_token: z.string().optional(),
+});
+
+/** RFC 7662 §2.1 / RFC 7009 §2.1 request, form-encoded; client authentication as at the token endpoint. */
+export const tokenLookupBody = z.object({
+  token: z.string().min(1).max(4096),
+  token_type_hint: z.string().max(64).optional(),
+  client_id: z.string().max(128).optional(),
+  client_secret: z.string().max(256).optional(),
+});
+/** RFC 7662 §2.2: only `active` for a token that is not active (or not the caller's). */
+export const introspectionResponse = z.object({
+  active: z.boolean(),
+  scope: z.string().optional(),
+  client_id: z.string().optional(),
+  sub: z.string().optional(),
+  token_type: z.string().optional(),
+  exp: z.number().int().optional(),
+  iat: z.number().int().optional(),
+  iss: z.string().optional(),
+  aud: z.string().optional(),
+  jti: z.string().optional(),
+});

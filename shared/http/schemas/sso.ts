@@ -23,3 +23,25 @@ export const oidcCallbackQuery = z.object({
   iss: z.string().max(512).optional(),
   session_state: z.string().max(512).optional(),
 });
+
+/** A SAML 2.0 identity provider: its entity id, single sign-on URL and signing certificate(s). */
+export const createSamlProviderBody = z.object({
+  name: z.string().trim().min(1).max(128),
+  /** the IdP's entity id (the Issuer of its assertions) */
+  idp_entity_id: z.string().trim().min(1).max(512),
+  /** the IdP's SSO URL for the HTTP-Redirect binding */
+  sso_url: z.url({ protocol: /^https$/ }).max(1024),
+  /** PEM certificate(s) the IdP signs with, or the base64 DER of its metadata */
+  idp_certificate: z.string().min(64).max(32_768),
+  /** defaults to this API's `/sso/saml/{provider_id}/metadata` */
+  sp_entity_id: z.string().trim().min(1).max(512).optional(),
+  /** defaults to this API's `/sso/saml/{provider_id}/acs` */
+  acs_url: z.url({ protocol: /^https?$/ }).max(1024).optional(),
+  default_role: z.enum(['admin', 'member', 'viewer']).default('member'),
+});
+
+/** The IdP's HTTP-POST binding: a base64 `SAMLResponse` and an optional `RelayState`. */
+export const samlAcsBody = z.object({
+  SAMLResponse: z.string().min(1).max(512_000).regex(/^[A-Za-z0-9+/=\s]+$/, 'SAMLResponse must be base64'),
+  RelayState: z.string().max(1024).optional(),
+});
