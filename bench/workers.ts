@@ -48,6 +48,18 @@ export async function benchWorkers(options: { memories?: number; deliveries?: nu
   return out.join('\n\n');
 }
 
+/** Webhook deliveries/s alone (`npm run bench -- --only=webhooks`): PGlite, one local endpoint. */
+export async function benchWebhookThroughput(options: { deliveries?: number } = {}): Promise<string> {
+  const deliveries = options.deliveries ?? (process.argv.includes('--quick') ? 200 : 500);
+  const config = loadConfig({ MEMORYSYNC_DATA_DIR: ':memory:', PORT: '0', LOG_LEVEL: 'SILENT', DEV_BOOTSTRAP: 'false', ALLOW_PRIVATE_WEBHOOK_TARGETS: 'true' });
+  const server = await startLocalServer(config, {}, { startBackground: false });
+  try {
+    return await benchWebhooks(server, deliveries);
+  } finally {
+    await server.stop();
+  }
+}
+
 async function pgSchema(url: string): Promise<{ url: string; drop(): Promise<void> }> {
   const { default: pg } = await import('pg');
   const name = `bench_workers_${randomUUID().slice(0, 8)}`;

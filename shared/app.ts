@@ -306,8 +306,9 @@ async function createObjectStore(config: Config, inMemory: boolean): Promise<Obj
 async function createQueue(config: Config): Promise<Queue> {
   if (config.QUEUE === 'local') return createLocalQueue();
   const queueUrls = JSON.parse(config.SQS_QUEUE_URLS ?? '{}') as Partial<Record<TaskFamily, string>>;
+  const deadLetterQueueUrls = JSON.parse(config.SQS_DLQ_URLS ?? '{}') as Partial<Record<TaskFamily, string>>;
   const [{ SQSClient }, { createSqsQueue }] = await Promise.all([import('@aws-sdk/client-sqs'), import('./adapters/sqs/index.ts')]);
-  return createSqsQueue({ client: new SQSClient({ region: config.AWS_REGION, ...(config.SQS_ENDPOINT ? { endpoint: config.SQS_ENDPOINT } : {}) }), queueUrls });
+  return createSqsQueue({ client: new SQSClient({ region: config.AWS_REGION, ...(config.SQS_ENDPOINT ? { endpoint: config.SQS_ENDPOINT } : {}) }), queueUrls, deadLetterQueueUrls });
 }
 
 export type { LocalQueue, TaskFamily };

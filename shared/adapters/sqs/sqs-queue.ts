@@ -1,11 +1,24 @@
-import { SendMessageBatchCommand, type MessageAttributeValue, type SendMessageBatchRequestEntry, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type Message,
+  type MessageAttributeValue,
+  type SendMessageBatchRequestEntry,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { DependencyError } from '../../errors.ts';
-import type { Queue, Task, TaskFamily } from '../../ports/queue.ts';
+import { REDRIVE_DEFAULT_LIMIT, TASK_FAMILIES, type DeadLetterQueues, type Queue, type Task, type TaskFamily } from '../../ports/queue.ts';
 
 export interface SqsQueueOptions {
   client: SQSClient;
   /** queue URL per task family (CDK passes them as SQS_QUEUE_URLS) */
   queueUrls: Partial<Record<TaskFamily, string>>;
+  /** DLQ URL per task family (CDK passes them as SQS_DLQ_URLS to the API function); enables `dlq` */
+  deadLetterQueueUrls?: Partial<Record<TaskFamily, string>>;
+  /** how long a dead letter being moved stays invisible in its DLQ (seconds); default 60 */
+  redriveVisibilitySeconds?: number;
   /** attempts for entries SQS reports as failed without sender fault; default 3 */
   maxAttempts?: number;
   /** first backoff delay; doubled per attempt, with full jitter; default 100 ms */
@@ -72,8 +85,13 @@ export function createSqsQueue(options: SqsQueueOptions): Queue {
     }
   }
 
+  const dlq = options.deadLetterQueueUrls && Object.keys(options.deadLetterQueueUrls).length > 0
+    ? sqsDeadLetterQueues(opts.client, opts.queueUrls, options.deadLetterQueueUrls, opts.redriveVisibilitySeconds ?? 60)
+    : undefined;
+
   return {
     kind: 'sqs',
+    ...(dlq ? { dlq } : {}),
     async send(tasks: Task[]): Promise<void> {
       if (closed) throw new DependencyError('queue', 'queue is closed');
       if (tasks.length === 0) return;
@@ -97,6 +115,89 @@ export function createSqsQueue(options: SqsQueueOptions): Queue {
       closed = true;
     },
   };
+}
+
+/**
+ * Dead-letter tooling over the SQS API. fauxqs (the test double the adapter is tested on) does not
+ * implement StartMessageMoveTask, so the move is done by hand in bounded batches: receive up to 10
+ * from the DLQ (hidden for `visibilitySeconds`), SendMessageBatch them to the family's queue with the
+ * same body and attributes, then delete from the DLQ exactly the ones that were sent. A crash between
+ * send and delete leaves a copy in the DLQ that reappears later; the task id is unchanged, so the
+ * worker's ledger runs it at most once in effect. Unlike a move task this answers synchronously with
+ * how many moved, and a call moves at most `limit`, so it fits in an API request.
+ */
+function sqsDeadLetterQueues(
+  client: SQSClient,
+  queueUrls: Partial<Record<TaskFamily, string>>,
+  dlqUrls: Partial<Record<TaskFamily, string>>,
+  visibilitySeconds: number,
+): DeadLetterQueues {
+  const urlsOf = (family: TaskFamily) => {
+    const source = queueUrls[family];
+    const dlq = dlqUrls[family];
+    if (!source || !dlq) throw new DependencyError('queue', `no SQS queue or DLQ configured for task family ${family}`);
+    return { source, dlq };
+  };
+  const depth = async (queueUrl: string): Promise<number> => {
+    try {
+      const { Attributes = {} } = await client.send(new GetQueueAttributesCommand({
+        QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }));
+      return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+    } catch (cause) {
+      throw new DependencyError('queue', `GetQueueAttributes failed: ${describe(cause)}`, { cause });
+    }
+  };
+  const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (cause) {
+      throw new DependencyError('queue', `${what} failed: ${describe(cause)}`, { cause });
+    }
+  };
+  return {
+    async counts() {
+      const families = TASK_FAMILIES.filter((f) => dlqUrls[f]);
+      return Promise.all(families.map(async (family) => ({ family, messages: await depth(dlqUrls[family]!) })));
+    },
+    async redrive(family, { limit = REDRIVE_DEFAULT_LIMIT } = {}) {
+      const { source, dlq } = urlsOf(family);
+      let moved = 0;
+      while (moved < limit) {
+        const { Messages = [] } = await call('ReceiveMessage', () => client.send(new ReceiveMessageCommand({
+          QueueUrl: dlq, MaxNumberOfMessages: Math.min(MAX_BATCH_ENTRIES, limit - moved), WaitTimeSeconds: 1,
+          VisibilityTimeout: visibilitySeconds, MessageAttributeNames: ['All'],
+        })));
+        if (Messages.length === 0) break;
+        const byId = new Map(Messages.map((m, i) => [String(i), m]));
+        const sent = await call('SendMessageBatch', () => client.send(new SendMessageBatchCommand({
+          QueueUrl: source,
+          Entries: [...byId].map(([Id, m]) => ({ Id, MessageBody: m.Body ?? '', MessageAttributes: copyAttributes(m) })),
+        })));
+        const ok = (sent.Successful ?? []).flatMap((e) => (byId.has(e.Id ?? '') ? [byId.get(e.Id!)!] : []));
+        if (ok.length > 0) {
+          await call('DeleteMessageBatch', () => client.send(new DeleteMessageBatchCommand({
+            QueueUrl: dlq, Entries: ok.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+          })));
+        }
+        moved += ok.length;
+        // Entries SQS refused stay in the DLQ (visible again after the timeout); stop rather than spin on them.
+        if (ok.length < Messages.length) break;
+      }
+      return { family, moved, remaining: await depth(dlq) };
+    },
+  };
+}
+
+/** The message attributes of a received message in the shape SendMessage accepts. */
+function copyAttributes(message: Message): Record<string, MessageAttributeValue> | undefined {
+  const attributes = message.MessageAttributes;
+  if (!attributes || Object.keys(attributes).length === 0) return undefined;
+  return Object.fromEntries(Object.entries(attributes).map(([name, v]) => [name, {
+    DataType: v.DataType,
+    ...(v.StringValue !== undefined ? { StringValue: v.StringValue } : {}),
+    ...(v.BinaryValue !== undefined ? { BinaryValue: v.BinaryValue } : {}),
+  }]));
 }
 
 /** Body is the Task as JSON; attributes let consumers and DLQ tooling route without parsing the body. */
