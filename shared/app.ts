@@ -176,7 +176,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   });
   const org = new OrgService({ db: db.kysely, cache, clock, outbox, vectors });
   const billing = new BillingService({ db: db.kysely, clock, usage, plans });
-  const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys });
+  const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys, deadLetters: queue.dlq, queueKind: queue.kind });
   const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
   const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
   const scim = new ScimService({ db: db.kysely, cache, clock, cacheTtlSeconds: config.CACHE_TTL_SECONDS, schemas: { user: scimUserResource, group: scimGroupResource } });
