@@ -116,13 +116,13 @@ async function deadLetterCall<T>(opts: { api?: string }, path: string, method: '
     if (!res.ok) throw new CliError(`${method} ${url.pathname} answered ${res.status}: ${body.error?.message ?? 'no error message'}`);
     return body;
   }
-  return withApp(async (app) => {
-    if (app.queue.kind === 'local') {
-      throw new CliError("QUEUE=local keeps its dead letters in the running server's memory: use --api <server url> with MEMORYSYNC_ADMIN_TOKEN");
-    }
-    if (!app.queue.dlq) throw new CliError('no dead-letter queues configured: set SQS_DLQ_URLS (family → DLQ URL), or use --api');
-    return direct(app);
-  });
+  // Checked before the app is opened: the answer does not need a database.
+  const config = loadConfig({ LOG_LEVEL: 'ERROR', ...process.env });
+  if (config.QUEUE === 'local') {
+    throw new CliError("QUEUE=local keeps its dead letters in the running server's memory: use --api <server url> with MEMORYSYNC_ADMIN_TOKEN");
+  }
+  if (!config.SQS_DLQ_URLS) throw new CliError('no dead-letter queues configured: set SQS_DLQ_URLS (family → DLQ URL), or use --api');
+  return withApp(direct);
 }
 
 export function buildProgram(): Command {

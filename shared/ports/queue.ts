@@ -47,9 +47,17 @@ export interface DeadLetterQueues {
 }
 
 /** Producer side of a queue. Consumers are SQS event sources on AWS and the local runner locally. */
+export interface SendOptions {
+  /** seconds before the tasks can be received (0–900, SQS DelaySeconds); default 0 */
+  delaySeconds?: number;
+}
+
+/** SQS accepts a per-message delay of at most 15 minutes. */
+export const MAX_DELAY_SECONDS = 900;
+
 export interface Queue {
   readonly kind: string;
-  send(tasks: Task[]): Promise<void>;
+  send(tasks: Task[], options?: SendOptions): Promise<void>;
   close(): Promise<void>;
   /** present when the queue knows its DLQs (the local queue always; SQS with SQS_DLQ_URLS) */
   readonly dlq?: DeadLetterQueues;

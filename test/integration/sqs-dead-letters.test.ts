@@ -110,4 +110,16 @@ describe('SQS dead-letter queues (fauxqs)', () => {
     // without DLQ URLs the adapter offers no dead-letter tooling at all
     expect(createSqsQueue({ client, queueUrls }).dlq).toBeUndefined();
   });
+
+  it('delays a send by DelaySeconds (deferred webhook attempts) and refuses a delay SQS cannot take', async () => {
+    const { queueUrls, queue } = freshQueues();
+    const task = makeTask('webhook-delivery', { type: 'deliver' });
+    await queue.send([task], { delaySeconds: 2 });
+    expect(await receive(queueUrls['webhook-delivery'], 30)).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const later = await receive(queueUrls['webhook-delivery'], 30);
+    expect(later.map((m) => JSON.parse(m.Body!))).toEqual([task]);
+    await expect(queue.send([task], { delaySeconds: 901 })).rejects.toBeInstanceOf(DependencyError);
+    await expect(queue.send([task], { delaySeconds: 1.5 })).rejects.toBeInstanceOf(DependencyError);
+  });
 });

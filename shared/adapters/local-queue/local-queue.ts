@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { SQSBatchResponse, SQSEvent, SQSMessageAttributes } from 'aws-lambda';
 import { DependencyError } from '../../errors.ts';
 import { systemClock, type Clock } from '../../ports/clock.ts';
-import { REDRIVE_DEFAULT_LIMIT, TASK_FAMILIES, type DeadLetterQueues, type Queue, type Task, type TaskFamily } from '../../ports/queue.ts';
+import { MAX_DELAY_SECONDS, REDRIVE_DEFAULT_LIMIT, TASK_FAMILIES, type DeadLetterQueues, type Queue, type SendOptions, type Task, type TaskFamily } from '../../ports/queue.ts';
 import { stringAttribute, toSqsRecord, type StoredMessage } from './sqs-record.ts';
 
 /** A Lambda SQS handler: the same function the worker Lambda exports. Throwing fails the whole batch. */
@@ -285,7 +285,10 @@ export function createLocalQueue(options: LocalQueueOptions = {}): LocalQueue {
       },
     },
 
-    async send(tasks: Task[]): Promise<void> {
+    async send(tasks: Task[], { delaySeconds = 0 }: SendOptions = {}): Promise<void> {
+      if (!Number.isInteger(delaySeconds) || delaySeconds < 0 || delaySeconds > MAX_DELAY_SECONDS) {
+        throw new DependencyError('queue', `delaySeconds must be an integer from 0 to ${MAX_DELAY_SECONDS}`);
+      }
       const prepared = tasks.map((task) => {
         const q = queueOf(task.family);
         const body = JSON.stringify(task);
@@ -297,6 +300,7 @@ export function createLocalQueue(options: LocalQueueOptions = {}): LocalQueue {
       const at = now();
       for (const { q, body, task } of prepared) {
         const message = newMessage(body, { family: stringAttribute(task.family), type: stringAttribute(task.type) }, at);
+        message.visibleAt = at + delaySeconds * 1000;
         q.messages.set(message.messageId, message);
       }
       wake();

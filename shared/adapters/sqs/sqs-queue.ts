@@ -9,7 +9,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { DependencyError } from '../../errors.ts';
-import { REDRIVE_DEFAULT_LIMIT, TASK_FAMILIES, type DeadLetterQueues, type Queue, type Task, type TaskFamily } from '../../ports/queue.ts';
+import { MAX_DELAY_SECONDS, REDRIVE_DEFAULT_LIMIT, TASK_FAMILIES, type DeadLetterQueues, type Queue, type SendOptions, type Task, type TaskFamily } from '../../ports/queue.ts';
 
 export interface SqsQueueOptions {
   client: SQSClient;
@@ -92,8 +92,11 @@ export function createSqsQueue(options: SqsQueueOptions): Queue {
   return {
     kind: 'sqs',
     ...(dlq ? { dlq } : {}),
-    async send(tasks: Task[]): Promise<void> {
+    async send(tasks: Task[], { delaySeconds = 0 }: SendOptions = {}): Promise<void> {
       if (closed) throw new DependencyError('queue', 'queue is closed');
+      if (!Number.isInteger(delaySeconds) || delaySeconds < 0 || delaySeconds > MAX_DELAY_SECONDS) {
+        throw new DependencyError('queue', `delaySeconds must be an integer from 0 to ${MAX_DELAY_SECONDS}`);
+      }
       if (tasks.length === 0) return;
       const byFamily = new Map<string, PreparedEntry[]>();
       // Validate everything before sending anything: a task that can never be delivered should
@@ -101,7 +104,7 @@ export function createSqsQueue(options: SqsQueueOptions): Queue {
       for (const task of tasks) {
         const queueUrl = opts.queueUrls[task.family];
         if (!queueUrl) throw new DependencyError('queue', `no SQS queue configured for task family ${task.family}`);
-        const prepared = prepareEntry(task, 0);
+        const prepared = prepareEntry(task, 0, delaySeconds);
         if (prepared.bytes > opts.maxBytes) {
           throw new DependencyError('queue', `task ${task.id} is ${prepared.bytes} bytes; SQS accepts at most ${opts.maxBytes}`);
         }
@@ -201,7 +204,7 @@ function copyAttributes(message: Message): Record<string, MessageAttributeValue>
 }
 
 /** Body is the Task as JSON; attributes let consumers and DLQ tooling route without parsing the body. */
-function prepareEntry(task: Task, index: number): PreparedEntry {
+function prepareEntry(task: Task, index: number, delaySeconds = 0): PreparedEntry {
   const body = toSqsSafeJson(task);
   const attributes: Record<string, MessageAttributeValue> = {
     family: { DataType: 'String', StringValue: task.family },
@@ -214,7 +217,7 @@ function prepareEntry(task: Task, index: number): PreparedEntry {
   for (const [name, value] of Object.entries(attributes)) {
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType!) + Buffer.byteLength(value.StringValue!);
   }
-  return { task, bytes, entry: { Id: String(index), MessageBody: body, MessageAttributes: attributes } };
+  return { task, bytes, entry: { Id: String(index), MessageBody: body, MessageAttributes: attributes, ...(delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {}) } };
 }
 
 /**
