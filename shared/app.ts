@@ -211,6 +211,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
       if (closed) return;
       closed = true;
       await queue.close().catch(() => {});
+      outbound.close();
       await cache.close().catch(() => {});
       await vectors.close().catch(() => {});
       if (!overrides.db) await db.close();
