@@ -45,6 +45,9 @@ export interface DeliverPayload {
  */
 export const INFLIGHT_LEASE_MS = DELIVERY_TIMEOUT_MS + 20_000;
 
+/** Short waits for a slot before an attempt is deferred (about 150 ms in all). */
+const SLOT_WAITS_MS = [10, 20, 40, 80];
+
 /** Delay before a deferred attempt is tried again: 1, 2, 4, 8, then 10 s, ±20 % (at least 1 s). */
 export function deferralDelaySeconds(deferrals: number, random: () => number = Math.random): number {
   const base = Math.min(10, 2 ** Math.max(0, deferrals - 1));
@@ -124,11 +127,19 @@ export function webhookDeliveryHandlers(deps: WebhookDeliveryDeps): Record<strin
     // Per-endpoint cap: at most N requests in flight to this endpoint across every worker. Without a
     // slot the attempt is put back on the queue with a delay: deferred, not failed, and it never
     // holds a worker while it waits, so the endpoint's backlog cannot starve other endpoints.
-    const slotAt = deps.clock.now();
-    const slot = await acquireInflightSlot(ctx.db.kysely, {
-      tenantId, webhookId: delivery.webhook_id, deliveryId, max: deps.config.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT,
-      now: slotAt, until: new Date(slotAt.getTime() + INFLIGHT_LEASE_MS),
-    });
+    // A fast endpoint frees its slots within milliseconds, so a few short waits come first; only an
+    // endpoint still busy after them (a slow one) gets the attempt deferred.
+    let slotAt = deps.clock.now();
+    let slot = false;
+    for (const pauseMs of [...SLOT_WAITS_MS, undefined]) {
+      slotAt = deps.clock.now();
+      slot = await acquireInflightSlot(ctx.db.kysely, {
+        tenantId, webhookId: delivery.webhook_id, deliveryId, max: deps.config.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT,
+        now: slotAt, until: new Date(slotAt.getTime() + INFLIGHT_LEASE_MS),
+      });
+      if (slot || pauseMs === undefined) break;
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
     if (!slot) {
       const deferrals = (task.payload.deferrals ?? 0) + 1;
       const delaySeconds = deferralDelaySeconds(deferrals);
