@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { createApp, openDatabase, type App } from '#shared/app.ts';
 import { createBackup, restoreBackup } from '#shared/backup/index.ts';
@@ -8,6 +8,7 @@ import type { AuditMeta } from '#shared/services/identity-service.ts';
 import { toMemoryResponse } from '#shared/services/memory-model.ts';
 import { DEFAULT_REINDEX_BATCH, dropVectorTables, rebuildVectorIndex, reindex } from '#shared/tasks/reindex.ts';
 import { SCOPES, type Principal } from '#shared/services/scope.ts';
+import { REDRIVE_MAX_LIMIT, TASK_FAMILIES, type TaskFamily } from '#shared/ports/queue.ts';
 
 /**
  * The operator's command line: `memorysync <command>`. It opens the same app as the server (the
@@ -84,6 +85,44 @@ async function endUserOrThrow(app: App, tenantId: string, endUserId: string) {
   const user = await app.db.kysely.selectFrom('users').select('id').where('tenant_id', '=', tenantId).where('external_id', '=', `${tenantId}:${endUserId}`).executeTakeFirst();
   if (!user) throw new CliError(`end user ${endUserId} not found in tenant ${tenantId}`);
   return user.id;
+}
+
+interface DeadLetterCounts {
+  queue: string;
+  total: number;
+  families: Array<{ family: TaskFamily; messages: number }>;
+}
+interface RedriveResult {
+  status: 'redriven';
+  redriven: number;
+  results: Array<{ family: TaskFamily; moved: number; remaining: number }>;
+}
+
+/**
+ * The dead-letter commands either call a running server's admin routes (`--api`, with an operator's
+ * access token in MEMORYSYNC_ADMIN_TOKEN: the local queue lives in that server's memory) or open the
+ * app and use the queue adapter directly (QUEUE=sqs with SQS_DLQ_URLS and the operator's AWS
+ * credentials). Either way the action is audited.
+ */
+async function deadLetterCall<T>(opts: { api?: string }, path: string, method: 'GET' | 'POST', direct: (app: App) => Promise<T>): Promise<T> {
+  if (opts.api) {
+    const token = process.env.MEMORYSYNC_ADMIN_TOKEN;
+    if (!token) throw new CliError('--api needs an operator access token in MEMORYSYNC_ADMIN_TOKEN');
+    const url = new URL(path, opts.api.endsWith('/') ? opts.api : `${opts.api}/`);
+    const res = await fetch(url, { method, headers: { authorization: `Bearer ${token}` } }).catch((e: Error) => {
+      throw new CliError(`cannot reach ${url.origin}: ${e.message}`);
+    });
+    const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } } & T;
+    if (!res.ok) throw new CliError(`${method} ${url.pathname} answered ${res.status}: ${body.error?.message ?? 'no error message'}`);
+    return body;
+  }
+  // Checked before the app is opened: the answer does not need a database.
+  const config = loadConfig({ LOG_LEVEL: 'ERROR', ...process.env });
+  if (config.QUEUE === 'local') {
+    throw new CliError("QUEUE=local keeps its dead letters in the running server's memory: use --api <server url> with MEMORYSYNC_ADMIN_TOKEN");
+  }
+  if (!config.SQS_DLQ_URLS) throw new CliError('no dead-letter queues configured: set SQS_DLQ_URLS (family → DLQ URL), or use --api');
+  return withApp(direct);
 }
 
 export function buildProgram(): Command {
@@ -206,6 +245,40 @@ export function buildProgram(): Command {
       }).finally(() => bar.stop());
       const rows = Object.values(result.tables).reduce((a, b) => a + b, 0);
       print(out, result, `Restored ${rows} rows of ${Object.keys(result.tables).length} tables from a backup made ${result.created_at}${result.reindexed !== null ? `; reindexed ${result.reindexed} memories` : ''}`);
+    });
+
+  const dlq = program.command('dlq').description("dead-lettered tasks of the task families' queues");
+  const apiOption = new Option('--api <url>', "call this server's admin routes (token in MEMORYSYNC_ADMIN_TOKEN) instead of the queues directly");
+  dlq
+    .command('list')
+    .description('dead letters per task family')
+    .addOption(apiOption)
+    .addOption(json)
+    .action(async (opts: { api?: string; json?: boolean }) => {
+      const out = { json: !!opts.json };
+      const result = await deadLetterCall<DeadLetterCounts>(opts, 'admin/dead-letters', 'GET', async (app) => {
+        const counts = await app.admin.deadLetterCounts();
+        await app.admin.record(cliActor(), { eventType: 'admin.dead_letters_listed', action: 'read', payload: { total: counts.total } });
+        return counts;
+      });
+      const width = Math.max(...result.families.map((f) => f.family.length));
+      print(out, result, [`${result.total} dead letters (${result.queue} queue)`, ...result.families.map((f) => `  ${f.family.padEnd(width)}  ${f.messages}`)].join('\n'));
+    });
+  dlq
+    .command('redrive')
+    .description("move a family's dead letters back to its queue (task ids are kept: a task that already ran is not run again)")
+    .addArgument(new Argument('<family>', 'task family').choices(TASK_FAMILIES))
+    .option('--limit <n>', `at most this many (1–${REDRIVE_MAX_LIMIT}, default 100)`)
+    .addOption(apiOption)
+    .addOption(json)
+    .action(async (family: TaskFamily, opts: { limit?: string; api?: string; json?: boolean }) => {
+      const out = { json: !!opts.json };
+      const limit = opts.limit === undefined ? undefined : Number(opts.limit);
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > REDRIVE_MAX_LIMIT)) throw new CliError(`--limit must be an integer from 1 to ${REDRIVE_MAX_LIMIT}`);
+      const path = `admin/dead-letters/${family}/redrive${limit !== undefined ? `?limit=${limit}` : ''}`;
+      const result = await deadLetterCall<RedriveResult>(opts, path, 'POST', (app) => app.admin.redriveDeadLetters(cliActor(), { family, limit }));
+      const r = result.results[0];
+      print(out, result, `Re-drove ${result.redriven} dead letters of ${family}${r ? `; ${r.remaining} remain in its DLQ` : ''}`);
     });
 
   program

@@ -179,7 +179,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
   });
   const org = new OrgService({ db: db.kysely, cache, clock, outbox, vectors });
   const billing = new BillingService({ db: db.kysely, clock, usage, plans });
-  const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys });
+  const admin = new AdminService({ db: db.kysely, cache, clock, outbox, vectors, tenantKeys, deadLetters: queue.dlq, queueKind: queue.kind });
   const oidc = new OidcService({ db: db.kysely, cache, clock, tenantKeys, identity, allowPrivateIssuers: config.ALLOW_PRIVATE_OIDC_ISSUERS });
   const saml = new SamlService({ db: db.kysely, clock, identity, clockSkewSeconds: config.SAML_CLOCK_SKEW_SECONDS });
   const oauth = new OAuthService({ db: db.kysely, cache, clock, signingSecret: `${jwtSecret}:oauth`, issuer: config.JWT_ISSUER, accessTokenTtlSeconds: config.OAUTH_ACCESS_TOKEN_TTL_SECONDS, refreshTokenTtlSeconds: config.OAUTH_REFRESH_TOKEN_TTL_SECONDS, cacheTtlSeconds: config.CACHE_TTL_SECONDS });
@@ -224,6 +224,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
       if (closed) return;
       closed = true;
       await queue.close().catch(() => {});
+      outbound.close();
       await cache.close().catch(() => {});
       await vectors.close().catch(() => {});
       if (!overrides.db) await db.close();
@@ -324,8 +325,9 @@ async function createObjectStore(config: Config, inMemory: boolean): Promise<Obj
 async function createQueue(config: Config): Promise<Queue> {
   if (config.QUEUE === 'local') return createLocalQueue();
   const queueUrls = JSON.parse(config.SQS_QUEUE_URLS ?? '{}') as Partial<Record<TaskFamily, string>>;
+  const deadLetterQueueUrls = JSON.parse(config.SQS_DLQ_URLS ?? '{}') as Partial<Record<TaskFamily, string>>;
   const [{ SQSClient }, { createSqsQueue }] = await Promise.all([import('@aws-sdk/client-sqs'), import('./adapters/sqs/index.ts')]);
-  return createSqsQueue({ client: new SQSClient({ region: config.AWS_REGION, ...(config.SQS_ENDPOINT ? { endpoint: config.SQS_ENDPOINT } : {}) }), queueUrls });
+  return createSqsQueue({ client: new SQSClient({ region: config.AWS_REGION, ...(config.SQS_ENDPOINT ? { endpoint: config.SQS_ENDPOINT } : {}) }), queueUrls, deadLetterQueueUrls });
 }
 
 export type { LocalQueue, TaskFamily };

@@ -44,6 +44,8 @@ export const configSchema = z.object({
   SQS_ENDPOINT: z.string().optional(),
   /** JSON object family → queue URL (set by CDK) */
   SQS_QUEUE_URLS: z.string().optional(),
+  /** JSON object family → DLQ URL (set by CDK on the API function only): dead-letter counts and re-drive */
+  SQS_DLQ_URLS: z.string().optional(),
   OBJECT_STORE: z.enum(['fs', 's3']).default('fs'),
   S3_BUCKET: z.string().optional(),
   S3_ENDPOINT: z.string().optional(),
@@ -83,6 +85,8 @@ export const configSchema = z.object({
   PLATFORM_ADMIN_EMAILS: z.string().default(''),
   LEXICAL_FALLBACK_SCAN_LIMIT: int(500),
   ALLOW_PRIVATE_WEBHOOK_TARGETS: bool.default(false),
+  /** webhook deliveries in flight at once to one endpoint, across all workers; excess ones wait */
+  WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: z.coerce.number().int().min(1).max(100).default(4),
   /** provider API base URLs of the pull-sync connectors (tests point them at local servers) */
   INTEGRATION_GITHUB_API_URL: z.string().url().default('https://api.github.com'),
   INTEGRATION_NOTION_API_URL: z.string().url().default('https://api.notion.com'),

@@ -27,7 +27,9 @@ export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string
 export function createWorkers(app: App): Partial<Record<TaskFamily, TaskWorker>> {
   const workers: Partial<Record<TaskFamily, TaskWorker>> = {};
   for (const [family, handlers] of Object.entries(taskHandlers(app)) as Array<[TaskFamily, Record<string, TaskHandler>]>) {
-    workers[family] = createTaskWorker(family, handlers, { db: app.db, logger: app.logger });
+    // Webhook attempts are independent HTTP requests: run a batch's records concurrently, so one slow
+    // endpoint's requests do not queue the others' behind them (the per-endpoint cap bounds each endpoint).
+    workers[family] = createTaskWorker(family, handlers, { db: app.db, logger: app.logger, processInParallel: family === 'webhook-delivery' });
   }
   return workers;
 }

@@ -47,6 +47,23 @@ export function bindQueues(fn: MemorySyncFunction, queues: Queues, key: kms.IKey
   key.grant(fn.function, 'kms:GenerateDataKey', 'kms:Decrypt');
 }
 
+/**
+ * The operator's dead-letter tooling (GET /admin/dead-letters, re-drive) on the API function only:
+ * the family → DLQ URL map, and receive/delete/attributes on the dead-letter queues and nothing else.
+ * Sending back to the task queues is bindQueues' SendMessage; KMS decrypt comes with bindQueues too.
+ */
+export function bindDeadLetterQueues(fn: MemorySyncFunction, queues: Queues): void {
+  const urls: Record<string, string> = {};
+  for (const { family, deadLetterQueue } of queues.all()) urls[family] = deadLetterQueue.queueUrl;
+  fn.addEnvironment('SQS_DLQ_URLS', Stack.of(fn).toJsonString(urls));
+  fn.function.addToRolePolicy(
+    new iam.PolicyStatement({
+      actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      resources: queues.all().map(({ deadLetterQueue }) => deadLetterQueue.queueArn),
+    }),
+  );
+}
+
 /** Get/put/delete objects and list the bucket; SSE-KMS through the project key. */
 export function bindObjectStore(fn: MemorySyncFunction, bucket: s3.IBucket, key: kms.IKey, endpoint?: string): void {
   fn.addEnvironment('OBJECT_STORE', 's3').addEnvironment('S3_BUCKET', bucket.bucketName);

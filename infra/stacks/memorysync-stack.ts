@@ -9,6 +9,7 @@ import {
   bindCache,
   bindDatabase,
   bindDatabaseUrl,
+  bindDeadLetterQueues,
   bindEmbedder,
   bindJwtSecret,
   bindKeyRing,
@@ -134,6 +135,9 @@ export class MemorySyncStack extends Stack {
       bindEmbedder(fn, settings.embedder);
       bindJwtSecret(fn, jwtSecret);
     }
+
+    // Only the API serves the operator's dead-letter routes: only it may read and delete from the DLQs.
+    bindDeadLetterQueues(this.api.handler, this.queues);
 
     // Migrations run on every deploy that changes the migrate bundle (new migrations ship in it).
     new triggers.Trigger(this, 'RunMigrations', {

@@ -7,6 +7,7 @@ import * as m0003 from './migrations/0003_org.ts';
 import * as m0006 from './migrations/0006_workers.ts';
 import * as m0007 from './migrations/0007_integrations.ts';
 import * as m0008 from './migrations/0008_identity_tokens.ts';
+import * as m0009 from './migrations/0009_webhook_leases.ts';
 
 /**
  * Migrations are imported statically (not read from disk) so that the esbuild-bundled Lambda
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   '0006_workers': m0006,
   '0007_integrations': m0007,
   '0008_identity_tokens': m0008,
+  '0009_webhook_leases': m0009,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -415,6 +415,14 @@ export interface WebhookDeliveryAttemptsTable {
   created_at: Timestamp;
 }
 
+/** One delivery in flight to an endpoint (per-endpoint concurrency cap); expires if its worker died. */
+export interface WebhookInflightTable {
+  webhook_id: string;
+  delivery_id: string;
+  tenant_id: string;
+  expires_at: Timestamp;
+}
+
 export interface SiemForwardersTable {
   id: string;
   tenant_id: string;
@@ -573,6 +581,7 @@ export interface Database {
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_delivery_attempts: WebhookDeliveryAttemptsTable;
+  webhook_inflight: WebhookInflightTable;
   siem_forwarders: SiemForwardersTable;
   reindex_runs: ReindexRunsTable;
   retention_policies: RetentionPoliciesTable;

@@ -1,6 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { BlockList, isIP } from 'node:net';
 
@@ -194,54 +194,109 @@ export interface OutboundHttp {
 
 const PREVIEW_BYTES = 8192;
 
+/** Keep-alive agents kept at once; the least recently used is closed beyond this. */
+const MAX_AGENTS = 256;
+/** Idle keep-alive sockets are closed after this, below the 5 s idle timeout common servers (Node's) use. */
+const IDLE_SOCKET_MS = 4_000;
+
+/**
+ * Keep-alive connection pools, one per (scheme, verified address, host, port). Each agent's `lookup`
+ * can only answer with its verified address, so a pooled socket is always connected to an address
+ * that passed the guard for this host; a request whose host now resolves elsewhere gets another
+ * agent (and another connection). TLS session and SNI stay tied to the host name.
+ */
+function createAgentPool() {
+  const agents = new Map<string, HttpAgent>();
+  return {
+    agentFor(target: VerifiedTarget): HttpAgent {
+      const { url, address, family } = target;
+      const key = `${url.protocol}//${address}|${url.host}`;
+      const hit = agents.get(key);
+      if (hit) {
+        agents.delete(key);
+        agents.set(key, hit);
+        return hit;
+      }
+      // Node calls this instead of DNS; it can only ever answer with the verified address.
+      const lookup: LookupFunction = (_hostname, opts, callback) => {
+        if ((opts as { all?: boolean }).all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address, family }]);
+        else callback(null, address, family);
+      };
+      const options = { keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: IDLE_SOCKET_MS, lookup };
+      const agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
+      agents.set(key, agent);
+      if (agents.size > MAX_AGENTS) {
+        const [oldestKey, oldest] = agents.entries().next().value as [string, HttpAgent];
+        agents.delete(oldestKey);
+        oldest.destroy();
+      }
+      return agent;
+    },
+    close() {
+      for (const agent of agents.values()) agent.destroy();
+      agents.clear();
+    },
+  };
+}
+
 /** The outbound HTTP client of webhooks, SIEM forwarding and other tenant-configured targets. */
-export function createOutboundHttp(options: SsrfGuardOptions): OutboundHttp {
+export function createOutboundHttp(options: SsrfGuardOptions): OutboundHttp & { close(): void } {
   const verify = (url: string | URL) => verifyOutboundUrl(url, options);
+  const pool = createAgentPool();
+
+  /** One exchange on a pooled connection to the verified address; `reused` says whether the socket was. */
+  function exchange(target: VerifiedTarget, req: OutboundRequest, started: number): Promise<OutboundResponse> {
+    const timeoutMs = req.timeoutMs ?? 10_000;
+    const { url } = target;
+    const requestFn = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<OutboundResponse>((resolve, reject) => {
+      const signal = AbortSignal.timeout(timeoutMs);
+      const r: ClientRequest = requestFn(
+        url,
+        {
+          method: req.method ?? 'POST',
+          headers: { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
+          agent: pool.agentFor(target),
+          signal,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            if (size < PREVIEW_BYTES) chunks.push(chunk);
+            size += chunk.length;
+          });
+          res.on('end', () => resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            bodyPreview: Buffer.concat(chunks).subarray(0, PREVIEW_BYTES).toString('utf8'),
+            latencyMs: Math.round(performance.now() - started),
+          }));
+          res.on('error', reject);
+        },
+      );
+      r.on('error', (error: NodeJS.ErrnoException) => {
+        if (signal.aborted) reject(new Error(`timed out after ${timeoutMs} ms`));
+        // A kept-alive socket the server closed while idle fails before any answer: marked for one retry.
+        else reject(Object.assign(error, { staleSocket: r.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE') }));
+      });
+      r.end(req.body);
+    });
+  }
+
   return {
     verify,
     async send(rawUrl, req) {
       const target = await verify(rawUrl);
-      const timeoutMs = req.timeoutMs ?? 10_000;
-      // Node calls this instead of DNS; it can only ever answer with the verified address.
-      const pinned: LookupFunction = (_hostname, opts, callback) => {
-        if ((opts as { all?: boolean }).all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
-        else callback(null, target.address, target.family);
-      };
       const started = performance.now();
-      const { url } = target;
-      const requestFn = url.protocol === 'https:' ? httpsRequest : httpRequest;
-      return new Promise<OutboundResponse>((resolve, reject) => {
-        const signal = AbortSignal.timeout(timeoutMs);
-        const r = requestFn(
-          url,
-          {
-            method: req.method ?? 'POST',
-            headers: { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
-            lookup: pinned,
-            signal,
-            agent: false,
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            let size = 0;
-            res.on('data', (chunk: Buffer) => {
-              if (size < PREVIEW_BYTES) chunks.push(chunk);
-              size += chunk.length;
-            });
-            res.on('end', () => resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              bodyPreview: Buffer.concat(chunks).subarray(0, PREVIEW_BYTES).toString('utf8'),
-              latencyMs: Math.round(performance.now() - started),
-            }));
-            res.on('error', reject);
-          },
-        );
-        r.on('error', (error) => {
-          reject(signal.aborted ? new Error(`timed out after ${timeoutMs} ms`) : error);
-        });
-        r.end(req.body);
-      });
+      try {
+        return await exchange(target, req, started);
+      } catch (error) {
+        // Node's documented pattern: a reset on a reused keep-alive socket is retried once on a new one.
+        if ((error as { staleSocket?: boolean }).staleSocket) return exchange(target, req, started);
+        throw error;
+      }
     },
+    close: () => pool.close(),
   };
 }

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { tablesInDependencyOrder } from '../db/introspect.ts';
-import { conflict, notFound } from '../errors.ts';
+import { conflict, DependencyError, notFound } from '../errors.ts';
 import type { Cache } from '../ports/cache.ts';
 import type { Clock } from '../ports/clock.ts';
-import type { Task, TaskFamily } from '../ports/queue.ts';
+import { TASK_FAMILIES, type DeadLetterQueues, type RedriveOutcome, type Task, type TaskFamily } from '../ports/queue.ts';
 import { namespaceForUser, type VectorStore } from '../ports/vector-store.ts';
 import type { TenantKeyService } from '../crypto/tenant-keys.ts';
 import { writeAudit } from './audit.ts';
@@ -14,9 +14,6 @@ import { auditBase, principalKey, principalLabel, type AuditMeta } from './ident
 import type { OutboxPort } from './memory-service.ts';
 import type { Principal } from './scope.ts';
 
-/** Moves dead-lettered tasks back to their queues; supplied by the workers when they have one. */
-export type RedriveDeadLetters = (options: { family?: TaskFamily }) => Promise<{ redriven: number }>;
-
 export interface AdminServiceDeps {
   db: Kysely<Database>;
   cache: Cache;
@@ -24,7 +21,10 @@ export interface AdminServiceDeps {
   outbox: OutboxPort;
   vectors: VectorStore;
   tenantKeys: TenantKeyService;
-  redriveDeadLetters?: RedriveDeadLetters;
+  /** the queue's dead-letter tooling (`Queue.dlq`); absent when the DLQs are not known (SQS without SQS_DLQ_URLS) */
+  deadLetters?: DeadLetterQueues;
+  /** the queue adapter's kind, shown with the counts */
+  queueKind?: string;
 }
 
 /** Who performed an admin action: an operator session, or the CLI on the operator's machine. */
@@ -176,18 +176,33 @@ export class AdminService {
     return this.enqueue(actor, this.task('embedding', 'reindex', input.tenant_id ?? null, payload), 'admin.reindex');
   }
 
+  /** Dead letters per task family (approximate on SQS). The route audits the read. */
+  async deadLetterCounts() {
+    const families = await this.dlq().counts();
+    return { queue: this.deps.queueKind ?? 'unknown', total: families.reduce((n, f) => n + f.messages, 0), families };
+  }
+
   /**
-   * Re-drives dead letters. With the workers' redrive function it runs now; without one a
-   * `siem-forwarding`/`redrive` task asks the workers to do it.
+   * Moves up to `limit` dead letters of one family, or of every family, back to their queues, and
+   * writes one audit row with what moved. Re-driven tasks keep their ids, so one that already ran
+   * (a duplicate parked by a crash) is acknowledged by the worker's ledger without running again.
    */
-  async redriveDeadLetters(actor: AdminActor, input: { family?: TaskFamily }) {
-    if (this.deps.redriveDeadLetters) {
-      const result = await this.deps.redriveDeadLetters({ family: input.family });
-      await this.audit(this.deps.db, actor, null, 'admin.dead_letters_redriven', 'redrive', 200, { family: input.family ?? null, ...result });
-      actor.meta.audit.written = true;
-      return { status: 'redriven', ...result };
+  async redriveDeadLetters(actor: AdminActor, input: { family?: TaskFamily; limit?: number }) {
+    const dlq = this.dlq();
+    const results: RedriveOutcome[] = [];
+    for (const family of input.family ? [input.family] : TASK_FAMILIES) {
+      results.push(await dlq.redrive(family, input.limit !== undefined ? { limit: input.limit } : {}));
     }
-    return this.enqueue(actor, this.task('siem-forwarding', 'redrive', null, { family: input.family ?? null }), 'admin.dead_letters_redrive');
+    const redriven = results.reduce((n, r) => n + r.moved, 0);
+    await this.audit(this.deps.db, actor, null, 'admin.dead_letters_redriven', 'redrive', 200, {
+      family: input.family ?? null, limit: input.limit ?? null, redriven, results: results.filter((r) => r.moved > 0 || input.family),
+    });
+    return { status: 'redriven' as const, redriven, results };
+  }
+
+  private dlq(): DeadLetterQueues {
+    if (!this.deps.deadLetters) throw new DependencyError('queue', 'dead-letter queues are not configured (SQS_DLQ_URLS)');
+    return this.deps.deadLetters;
   }
 
   // ---------------------------------------------------------------- internals

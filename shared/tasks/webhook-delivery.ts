@@ -6,6 +6,7 @@ import { SsrfBlockedError, type OutboundHttp } from '../net/ssrf-guard.ts';
 import { enqueueTasks, type OutboxRelay } from '../outbox/index.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Db } from '../ports/db.ts';
+import type { Queue, Task } from '../ports/queue.ts';
 import { writeAudit } from '../services/audit.ts';
 import { AUTO_DISABLE_AFTER_FAILURES, DEFAULT_MAX_RETRIES, DELIVERY_TIMEOUT_MS, retryDelayMs } from '../services/webhook-events.ts';
 import { deliverTask, eventBody, eventIdFor, newDeliveryId, type WebhookService } from '../services/webhook-service.ts';
@@ -19,6 +20,9 @@ export interface WebhookDeliveryDeps {
   relay: OutboxRelay;
   outbound: OutboundHttp;
   webhooks: WebhookService;
+  /** where a delivery deferred by the per-endpoint cap goes back to, with a delay */
+  queue: Queue;
+  config: { WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT: number };
 }
 
 export interface FanoutPayload {
@@ -31,6 +35,23 @@ export interface FanoutPayload {
 export interface DeliverPayload {
   deliveryId: string;
   attempt: number;
+  /** times this attempt was put back because its endpoint was at its concurrency cap */
+  deferrals?: number;
+}
+
+/**
+ * How long an in-flight slot is held at most: the request timeout plus room to record the attempt.
+ * A worker that dies mid-request frees its slot when this runs out.
+ */
+export const INFLIGHT_LEASE_MS = DELIVERY_TIMEOUT_MS + 20_000;
+
+/** Short waits for a slot before an attempt is deferred (about 150 ms in all). */
+const SLOT_WAITS_MS = [10, 20, 40, 80];
+
+/** Delay before a deferred attempt is tried again: 1, 2, 4, 8, then 10 s, ±20 % (at least 1 s). */
+export function deferralDelaySeconds(deferrals: number, random: () => number = Math.random): number {
+  const base = Math.min(10, 2 ** Math.max(0, deferrals - 1));
+  return Math.max(1, Math.round(base * (0.8 + 0.4 * random())));
 }
 
 /** How one attempt ended and what happens next. */
@@ -103,6 +124,36 @@ export function webhookDeliveryHandlers(deps: WebhookDeliveryDeps): Record<strin
       return;
     }
 
+    // Per-endpoint cap: at most N requests in flight to this endpoint across every worker. Without a
+    // slot the attempt is put back on the queue with a delay: deferred, not failed, and it never
+    // holds a worker while it waits, so the endpoint's backlog cannot starve other endpoints.
+    // A fast endpoint frees its slots within milliseconds, so a few short waits come first; only an
+    // endpoint still busy after them (a slow one) gets the attempt deferred.
+    let slotAt = deps.clock.now();
+    let slot = false;
+    for (const pauseMs of [...SLOT_WAITS_MS, undefined]) {
+      slotAt = deps.clock.now();
+      slot = await acquireInflightSlot(ctx.db.kysely, {
+        tenantId, webhookId: delivery.webhook_id, deliveryId, max: deps.config.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT,
+        now: slotAt, until: new Date(slotAt.getTime() + INFLIGHT_LEASE_MS),
+      });
+      if (slot || pauseMs === undefined) break;
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+    if (!slot) {
+      const deferrals = (task.payload.deferrals ?? 0) + 1;
+      const delaySeconds = deferralDelaySeconds(deferrals);
+      const next: Task = {
+        ...deliverTask(tenantId, deliveryId, attempt, slotAt),
+        id: `webhook-deliver:${deliveryId}:${attempt}:defer-${deferrals}`,
+        payload: { deliveryId, attempt, deferrals },
+      };
+      // If this send fails the task fails and the queue redelivers it: the delivery is never lost.
+      await deps.queue.send([next], { delaySeconds });
+      ctx.logger.info('webhook attempt deferred: endpoint at its concurrency cap', { ...log, deferrals, delaySeconds });
+      return;
+    }
+
     const timestamp = Math.floor(deps.clock.now().getTime() / 1000);
     const headers: Record<string, string> = {
       'content-type': 'application/json',
@@ -157,6 +208,8 @@ async function settle(trx: Kysely<Database>, s: {
   attemptRow: { status_code: number | null; latency_ms: number; success: boolean; error: string | null } | null;
 }): Promise<void> {
   const { outcome, at } = s;
+  // the attempt is over: its in-flight slot (if it held one) is free again
+  if (s.attemptRow) await trx.deleteFrom('webhook_inflight').where('webhook_id', '=', s.webhookId).where('delivery_id', '=', s.deliveryId).execute();
   const errorText = s.attemptRow?.error ?? (outcome.kind === 'dead' ? outcome.why : null);
   const updated = await trx
     .updateTable('webhook_deliveries')
@@ -199,6 +252,34 @@ async function settle(trx: Kysely<Database>, s: {
       });
     }
   }
+}
+
+/**
+ * Takes one of the endpoint's `max` in-flight slots for this delivery, or answers false when all are
+ * held. The endpoint row is locked first (FOR UPDATE, in its own statement) so concurrent workers
+ * take slots one after another and each count sees the others' committed rows; slots whose lease
+ * expired (a crashed worker) do not count and are removed. A delivery that already holds a slot
+ * (a redelivered task) renews it.
+ */
+export async function acquireInflightSlot(db: Kysely<Database>, s: {
+  tenantId: string; webhookId: string; deliveryId: string; max: number; now: Date; until: Date;
+}): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const hook = await trx.selectFrom('webhooks').select('id').where('tenant_id', '=', s.tenantId).where('id', '=', s.webhookId).forUpdate().executeTakeFirst();
+    if (!hook) return false;
+    const { rows } = await sql<{ delivery_id: string }>`
+      with expired as (
+        delete from webhook_inflight where webhook_id = ${s.webhookId} and delivery_id <> ${s.deliveryId} and expires_at <= ${s.now}
+      ), busy as (
+        select count(*)::int as n from webhook_inflight
+        where webhook_id = ${s.webhookId} and delivery_id <> ${s.deliveryId} and expires_at > ${s.now}
+      )
+      insert into webhook_inflight (webhook_id, delivery_id, tenant_id, expires_at)
+      select ${s.webhookId}, ${s.deliveryId}, ${s.tenantId}, ${s.until} from busy where busy.n < ${s.max}
+      on conflict (webhook_id, delivery_id) do update set expires_at = excluded.expires_at
+      returning delivery_id`.execute(trx);
+    return rows.length > 0;
+  });
 }
 
 /**

@@ -142,7 +142,7 @@ describe('platform admin routes', () => {
     expect((await server.call('GET', '/admin/audit-logs?since=not-a-date', { headers: bearer(ops.token) })).status).toBe(422);
   });
 
-  it('queues a retention sweep, a reindex and a dead-letter re-drive as outbox tasks, each audited', async () => {
+  it('queues a retention sweep and a reindex as outbox tasks, each audited; a dead-letter re-drive runs at once', async () => {
     const { owner } = await populatedTenant('jobs');
     const alice = await server.app.db.kysely.selectFrom('users').select('id').where('external_id', '=', `${owner.tenantId}:alice`).executeTakeFirstOrThrow();
 
@@ -153,14 +153,16 @@ describe('platform admin routes', () => {
     expect(reindex.status).toBe(202);
     expect(reindex.body.payload).toEqual({ tenantId: owner.tenantId, userId: alice.id });
     const redrive = await server.call('POST', '/admin/dead-letters/redrive', { headers: bearer(ops.token), body: { family: 'webhook-delivery' } });
-    expect(redrive.status).toBe(202);
+    expect(redrive.status).toBe(200);
+    expect(redrive.body).toEqual({ status: 'redriven', redriven: 0, results: [{ family: 'webhook-delivery', moved: 0, remaining: 0 }] });
 
     const tasks = [...(await outboxTasks('retention', 'sweep')), ...(await outboxTasks('embedding', 'reindex')), ...(await outboxTasks('siem-forwarding', 'redrive'))];
-    expect(tasks.map((t) => t.task_id).sort()).toEqual([retention.body.task_id, reindex.body.task_id, redrive.body.task_id].sort());
+    expect(tasks.map((t) => t.task_id).sort()).toEqual([retention.body.task_id, reindex.body.task_id].sort());
     expect(tasks.find((t) => t.family === 'embedding')?.payload).toEqual({ tenantId: owner.tenantId, userId: alice.id });
-    for (const [event, taskId] of [['admin.retention_run', retention.body.task_id], ['admin.reindex', reindex.body.task_id], ['admin.dead_letters_redrive', redrive.body.task_id]]) {
+    for (const [event, taskId] of [['admin.retention_run', retention.body.task_id], ['admin.reindex', reindex.body.task_id]]) {
       expect((await adminAudit(event)).filter((a) => (a.payload_json as any).task_id === taskId), event).toHaveLength(1);
     }
+    expect((await adminAudit('admin.dead_letters_redriven')).filter((a) => (a.payload_json as any).family === 'webhook-delivery')).toHaveLength(1);
   });
 
   it('rejects bad trigger input with 422/404 and queues nothing', async () => {

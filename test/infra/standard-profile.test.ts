@@ -260,6 +260,35 @@ describe('functions', () => {
   });
 });
 
+describe('dead-letter tooling', () => {
+  const dlqArns = () => ofType('AWS::SQS::Queue')
+    .filter(([id]) => Object.values(resources).some((q) => q.Type === 'AWS::SQS::Queue' && q.Properties.RedrivePolicy?.deadLetterTargetArn?.['Fn::GetAtt']?.[0] === id))
+    .map(([id]) => id);
+  const statementsOf = (fn: Resource) => ofType('AWS::IAM::Policy')
+    .filter(([, p]) => p.Properties.Roles.some((r: any) => refId(r) === refId(fn.Properties.Role)))
+    .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as any[]);
+
+  it('lets only the API function receive from and delete in the dead-letter queues, exactly those', () => {
+    const dlqs = dlqArns();
+    expect(dlqs).toHaveLength(TASK_FAMILIES.length);
+    const readers: string[] = [];
+    for (const [id, fn] of appFunctions()) {
+      for (const st of statementsOf(fn)) {
+        const resourceIds = [st.Resource].flat().map(refId);
+        if (!resourceIds.some((r) => r && dlqs.includes(r))) continue;
+        readers.push(id);
+        expect([st.Action].flat().sort()).toEqual(['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage']);
+        expect(resourceIds.sort()).toEqual([...dlqs].sort());
+      }
+    }
+    const [apiId, api] = appFunctions().find(([, r]) => String(r.Properties.Description).includes('MemorySync API'))!;
+    expect(readers).toEqual([apiId]);
+    const dlqUrls = api.Properties.Environment.Variables.SQS_DLQ_URLS;
+    expect(JSON.stringify(dlqUrls)).toContain(dlqs[0]);
+    for (const [id, fn] of appFunctions()) if (id !== apiId) expect(fn.Properties.Environment.Variables.SQS_DLQ_URLS, id).toBeUndefined();
+  });
+});
+
 describe('api', () => {
   it('is a REST API proxying / and /{proxy+} to the API Lambda, without a request validator', () => {
     synth.template.resourceCountIs('AWS::ApiGateway::RestApi', 1);

@@ -186,6 +186,51 @@ describe('local queue', () => {
     expect(queue.stats('embedding')).toMatchObject({ visible: 0, invisible: 0 });
   });
 
+  it('counts and re-drives dead letters through the DeadLetterQueues port, at most `limit` per call', async () => {
+    const queue = createLocalQueue({ clock: frozenClock, maxReceives: 1 });
+    let healed = false;
+    const ran: string[] = [];
+    queue.consume('retention', async (event) => {
+      if (!healed) throw new Error('down');
+      ran.push(...idsOf(event));
+    });
+    const sent = [task('sweep', {}, 'retention'), task('sweep', {}, 'retention'), task('sweep', {}, 'retention')];
+    await queue.send(sent);
+    await queue.runUntilIdle({ advanceTime: true });
+    const counts = await queue.dlq.counts();
+    expect(counts.map((c) => c.family)).toEqual([...TASK_FAMILIES]);
+    expect(counts.find((c) => c.family === 'retention')!.messages).toBe(3);
+    expect(counts.filter((c) => c.family !== 'retention').every((c) => c.messages === 0)).toBe(true);
+
+    healed = true;
+    expect(await queue.dlq.redrive('retention', { limit: 2 })).toEqual({ family: 'retention', moved: 2, remaining: 1 });
+    await queue.runUntilIdle();
+    expect(ran).toHaveLength(2);
+    expect(await queue.dlq.redrive('retention')).toEqual({ family: 'retention', moved: 1, remaining: 0 });
+    await queue.runUntilIdle();
+    expect(ran.sort()).toEqual(sent.map((t) => t.id).sort());
+    expect(await queue.dlq.redrive('retention')).toEqual({ family: 'retention', moved: 0, remaining: 0 });
+  });
+
+  it('holds a delayed send invisible for delaySeconds, and refuses a delay SQS would refuse', async () => {
+    const queue = createLocalQueue({ clock: frozenClock });
+    const { events, handler } = recordingHandler();
+    queue.consume('webhook-delivery', handler);
+    const later = task('deliver', {}, 'webhook-delivery');
+    await queue.send([later], { delaySeconds: 5 });
+    await queue.runUntilIdle();
+    expect(events).toHaveLength(0);
+    expect(queue.stats('webhook-delivery')).toMatchObject({ visible: 0, invisible: 1 });
+    queue.tick(4_999);
+    await queue.runUntilIdle();
+    expect(events).toHaveLength(0);
+    queue.tick(1);
+    await queue.runUntilIdle();
+    expect(events.flatMap(idsOf)).toEqual([later.id]);
+    await expect(queue.send([later], { delaySeconds: 901 })).rejects.toBeInstanceOf(DependencyError);
+    await expect(queue.send([later], { delaySeconds: -1 })).rejects.toBeInstanceOf(DependencyError);
+  });
+
   it('fails the whole batch when the handler throws or names a record that is not in the batch', async () => {
     const queue = createLocalQueue({ clock: frozenClock });
     let mode: 'throw' | 'unknown-id' | 'ok' = 'throw';

@@ -164,4 +164,61 @@ describe('createOutboundHttp().send', () => {
     const http = createOutboundHttp({ allowPrivate: true });
     await expect(http.send(`http://127.0.0.1:${port}/hang`, { headers: {}, body: '{}', timeoutMs: 200 })).rejects.toThrow('timed out after 200 ms');
   });
+
+  it('keeps connections alive per verified address: one socket for many requests, a new one when DNS moves', async () => {
+    const sockets: string[] = [];
+    const local = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200).end('ok'));
+    });
+    local.on('connection', (socket) => sockets.push(socket.localAddress ?? ''));
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    const localPort = (local.address() as AddressInfo).port;
+    let answer = '127.0.0.1';
+    const http = createOutboundHttp({ allowPrivate: true, resolve: async () => [{ address: answer, family: 4 }] });
+    try {
+      for (let i = 0; i < 5; i++) expect((await http.send(`http://pooled.test:${localPort}/hook`, { headers: {}, body: `{"i":${i}}` })).status).toBe(200);
+      expect(sockets).toHaveLength(1);
+      // the name now resolves elsewhere: the pooled socket to the old address is not used for it
+      answer = '127.0.0.2';
+      await expect(http.send(`http://pooled.test:${localPort}/hook`, { headers: {}, body: '{}' })).rejects.toThrow(/ECONNREFUSED/);
+      expect(sockets).toHaveLength(1);
+    } finally {
+      http.close();
+      local.closeAllConnections();
+      await new Promise((resolve) => local.close(resolve));
+    }
+  });
+
+  it('retries once on a new connection when a kept-alive socket was closed under it', async () => {
+    const perSocket = new Map<unknown, number>();
+    let answered = 0;
+    const local = createServer((req, res) => {
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      // the second request on a connection finds it reset, as when a server's idle timeout fires
+      if (n === 2) {
+        req.socket.destroy();
+        return;
+      }
+      req.resume();
+      req.on('end', () => {
+        answered += 1;
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => local.listen(0, '127.0.0.1', resolve));
+    const localPort = (local.address() as AddressInfo).port;
+    const http = createOutboundHttp({ allowPrivate: true });
+    try {
+      expect((await http.send(`http://127.0.0.1:${localPort}/a`, { headers: {}, body: '{}' })).status).toBe(200);
+      expect((await http.send(`http://127.0.0.1:${localPort}/b`, { headers: {}, body: '{}' })).status).toBe(200);
+      expect(answered).toBe(2);
+      expect(perSocket.size).toBe(2);
+    } finally {
+      http.close();
+      local.closeAllConnections();
+      await new Promise((resolve) => local.close(resolve));
+    }
+  });
 });

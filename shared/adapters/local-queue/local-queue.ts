@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { SQSBatchResponse, SQSEvent, SQSMessageAttributes } from 'aws-lambda';
 import { DependencyError } from '../../errors.ts';
 import { systemClock, type Clock } from '../../ports/clock.ts';
-import { TASK_FAMILIES, type Queue, type Task, type TaskFamily } from '../../ports/queue.ts';
+import { MAX_DELAY_SECONDS, REDRIVE_DEFAULT_LIMIT, TASK_FAMILIES, type DeadLetterQueues, type Queue, type SendOptions, type Task, type TaskFamily } from '../../ports/queue.ts';
 import { stringAttribute, toSqsRecord, type StoredMessage } from './sqs-record.ts';
 
 /** A Lambda SQS handler: the same function the worker Lambda exports. Throwing fails the whole batch. */
@@ -71,6 +71,7 @@ export interface RunUntilIdleOptions {
 
 export interface LocalQueue extends Queue {
   readonly kind: 'local';
+  readonly dlq: DeadLetterQueues;
   /** Attaches the family's SQS handler (what the event source mapping does on AWS). */
   consume(family: TaskFamily, handler: SqsBatchHandler): void;
   /** Polls with real timers until `drain` or `stop`: the local server's mode. */
@@ -254,10 +255,40 @@ export function createLocalQueue(options: LocalQueueOptions = {}): LocalQueue {
     wakeTimer = undefined;
   }
 
+  function redrive(family: TaskFamily, messageIds?: string[], limit = Number.POSITIVE_INFINITY): number {
+    const q = queueOf(family);
+    const ids = messageIds ?? [...q.dead.keys()];
+    const at = now();
+    let moved = 0;
+    for (const id of ids) {
+      if (moved >= limit) break;
+      const dead = q.dead.get(id);
+      if (!dead) continue;
+      q.dead.delete(id);
+      q.messages.set(id, { ...newMessage(dead.message.body, dead.message.messageAttributes, at), messageId: id });
+      moved += 1;
+    }
+    wake();
+    return moved;
+  }
+
   return {
     kind: 'local',
 
-    async send(tasks: Task[]): Promise<void> {
+    dlq: {
+      async counts() {
+        return TASK_FAMILIES.map((family) => ({ family, messages: queueOf(family).dead.size }));
+      },
+      async redrive(family, { limit = REDRIVE_DEFAULT_LIMIT } = {}) {
+        const moved = redrive(family, undefined, limit);
+        return { family, moved, remaining: queueOf(family).dead.size };
+      },
+    },
+
+    async send(tasks: Task[], { delaySeconds = 0 }: SendOptions = {}): Promise<void> {
+      if (!Number.isInteger(delaySeconds) || delaySeconds < 0 || delaySeconds > MAX_DELAY_SECONDS) {
+        throw new DependencyError('queue', `delaySeconds must be an integer from 0 to ${MAX_DELAY_SECONDS}`);
+      }
       const prepared = tasks.map((task) => {
         const q = queueOf(task.family);
         const body = JSON.stringify(task);
@@ -269,6 +300,7 @@ export function createLocalQueue(options: LocalQueueOptions = {}): LocalQueue {
       const at = now();
       for (const { q, body, task } of prepared) {
         const message = newMessage(body, { family: stringAttribute(task.family), type: stringAttribute(task.type) }, at);
+        message.visibleAt = at + delaySeconds * 1000;
         q.messages.set(message.messageId, message);
       }
       wake();
@@ -346,19 +378,7 @@ export function createLocalQueue(options: LocalQueueOptions = {}): LocalQueue {
     },
 
     redrive(family, messageIds) {
-      const q = queueOf(family);
-      const ids = messageIds ?? [...q.dead.keys()];
-      const at = now();
-      let moved = 0;
-      for (const id of ids) {
-        const dead = q.dead.get(id);
-        if (!dead) continue;
-        q.dead.delete(id);
-        q.messages.set(id, { ...newMessage(dead.message.body, dead.message.messageAttributes, at), messageId: id });
-        moved += 1;
-      }
-      wake();
-      return moved;
+      return redrive(family, messageIds);
     },
   };
 }

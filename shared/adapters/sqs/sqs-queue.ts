@@ -1,11 +1,24 @@
-import { SendMessageBatchCommand, type MessageAttributeValue, type SendMessageBatchRequestEntry, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type Message,
+  type MessageAttributeValue,
+  type SendMessageBatchRequestEntry,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { DependencyError } from '../../errors.ts';
-import type { Queue, Task, TaskFamily } from '../../ports/queue.ts';
+import { MAX_DELAY_SECONDS, REDRIVE_DEFAULT_LIMIT, TASK_FAMILIES, type DeadLetterQueues, type Queue, type SendOptions, type Task, type TaskFamily } from '../../ports/queue.ts';
 
 export interface SqsQueueOptions {
   client: SQSClient;
   /** queue URL per task family (CDK passes them as SQS_QUEUE_URLS) */
   queueUrls: Partial<Record<TaskFamily, string>>;
+  /** DLQ URL per task family (CDK passes them as SQS_DLQ_URLS to the API function); enables `dlq` */
+  deadLetterQueueUrls?: Partial<Record<TaskFamily, string>>;
+  /** how long a dead letter being moved stays invisible in its DLQ (seconds); default 60 */
+  redriveVisibilitySeconds?: number;
   /** attempts for entries SQS reports as failed without sender fault; default 3 */
   maxAttempts?: number;
   /** first backoff delay; doubled per attempt, with full jitter; default 100 ms */
@@ -72,10 +85,18 @@ export function createSqsQueue(options: SqsQueueOptions): Queue {
     }
   }
 
+  const dlq = options.deadLetterQueueUrls && Object.keys(options.deadLetterQueueUrls).length > 0
+    ? sqsDeadLetterQueues(opts.client, opts.queueUrls, options.deadLetterQueueUrls, opts.redriveVisibilitySeconds ?? 60)
+    : undefined;
+
   return {
     kind: 'sqs',
-    async send(tasks: Task[]): Promise<void> {
+    ...(dlq ? { dlq } : {}),
+    async send(tasks: Task[], { delaySeconds = 0 }: SendOptions = {}): Promise<void> {
       if (closed) throw new DependencyError('queue', 'queue is closed');
+      if (!Number.isInteger(delaySeconds) || delaySeconds < 0 || delaySeconds > MAX_DELAY_SECONDS) {
+        throw new DependencyError('queue', `delaySeconds must be an integer from 0 to ${MAX_DELAY_SECONDS}`);
+      }
       if (tasks.length === 0) return;
       const byFamily = new Map<string, PreparedEntry[]>();
       // Validate everything before sending anything: a task that can never be delivered should
@@ -83,7 +104,7 @@ export function createSqsQueue(options: SqsQueueOptions): Queue {
       for (const task of tasks) {
         const queueUrl = opts.queueUrls[task.family];
         if (!queueUrl) throw new DependencyError('queue', `no SQS queue configured for task family ${task.family}`);
-        const prepared = prepareEntry(task, 0);
+        const prepared = prepareEntry(task, 0, delaySeconds);
         if (prepared.bytes > opts.maxBytes) {
           throw new DependencyError('queue', `task ${task.id} is ${prepared.bytes} bytes; SQS accepts at most ${opts.maxBytes}`);
         }
@@ -99,8 +120,91 @@ export function createSqsQueue(options: SqsQueueOptions): Queue {
   };
 }
 
+/**
+ * Dead-letter tooling over the SQS API. fauxqs (the test double the adapter is tested on) does not
+ * implement StartMessageMoveTask, so the move is done by hand in bounded batches: receive up to 10
+ * from the DLQ (hidden for `visibilitySeconds`), SendMessageBatch them to the family's queue with the
+ * same body and attributes, then delete from the DLQ exactly the ones that were sent. A crash between
+ * send and delete leaves a copy in the DLQ that reappears later; the task id is unchanged, so the
+ * worker's ledger runs it at most once in effect. Unlike a move task this answers synchronously with
+ * how many moved, and a call moves at most `limit`, so it fits in an API request.
+ */
+function sqsDeadLetterQueues(
+  client: SQSClient,
+  queueUrls: Partial<Record<TaskFamily, string>>,
+  dlqUrls: Partial<Record<TaskFamily, string>>,
+  visibilitySeconds: number,
+): DeadLetterQueues {
+  const urlsOf = (family: TaskFamily) => {
+    const source = queueUrls[family];
+    const dlq = dlqUrls[family];
+    if (!source || !dlq) throw new DependencyError('queue', `no SQS queue or DLQ configured for task family ${family}`);
+    return { source, dlq };
+  };
+  const depth = async (queueUrl: string): Promise<number> => {
+    try {
+      const { Attributes = {} } = await client.send(new GetQueueAttributesCommand({
+        QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }));
+      return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+    } catch (cause) {
+      throw new DependencyError('queue', `GetQueueAttributes failed: ${describe(cause)}`, { cause });
+    }
+  };
+  const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (cause) {
+      throw new DependencyError('queue', `${what} failed: ${describe(cause)}`, { cause });
+    }
+  };
+  return {
+    async counts() {
+      const families = TASK_FAMILIES.filter((f) => dlqUrls[f]);
+      return Promise.all(families.map(async (family) => ({ family, messages: await depth(dlqUrls[family]!) })));
+    },
+    async redrive(family, { limit = REDRIVE_DEFAULT_LIMIT } = {}) {
+      const { source, dlq } = urlsOf(family);
+      let moved = 0;
+      while (moved < limit) {
+        const { Messages = [] } = await call('ReceiveMessage', () => client.send(new ReceiveMessageCommand({
+          QueueUrl: dlq, MaxNumberOfMessages: Math.min(MAX_BATCH_ENTRIES, limit - moved), WaitTimeSeconds: 1,
+          VisibilityTimeout: visibilitySeconds, MessageAttributeNames: ['All'],
+        })));
+        if (Messages.length === 0) break;
+        const byId = new Map(Messages.map((m, i) => [String(i), m]));
+        const sent = await call('SendMessageBatch', () => client.send(new SendMessageBatchCommand({
+          QueueUrl: source,
+          Entries: [...byId].map(([Id, m]) => ({ Id, MessageBody: m.Body ?? '', MessageAttributes: copyAttributes(m) })),
+        })));
+        const ok = (sent.Successful ?? []).flatMap((e) => (byId.has(e.Id ?? '') ? [byId.get(e.Id!)!] : []));
+        if (ok.length > 0) {
+          await call('DeleteMessageBatch', () => client.send(new DeleteMessageBatchCommand({
+            QueueUrl: dlq, Entries: ok.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+          })));
+        }
+        moved += ok.length;
+        // Entries SQS refused stay in the DLQ (visible again after the timeout); stop rather than spin on them.
+        if (ok.length < Messages.length) break;
+      }
+      return { family, moved, remaining: await depth(dlq) };
+    },
+  };
+}
+
+/** The message attributes of a received message in the shape SendMessage accepts. */
+function copyAttributes(message: Message): Record<string, MessageAttributeValue> | undefined {
+  const attributes = message.MessageAttributes;
+  if (!attributes || Object.keys(attributes).length === 0) return undefined;
+  return Object.fromEntries(Object.entries(attributes).map(([name, v]) => [name, {
+    DataType: v.DataType,
+    ...(v.StringValue !== undefined ? { StringValue: v.StringValue } : {}),
+    ...(v.BinaryValue !== undefined ? { BinaryValue: v.BinaryValue } : {}),
+  }]));
+}
+
 /** Body is the Task as JSON; attributes let consumers and DLQ tooling route without parsing the body. */
-function prepareEntry(task: Task, index: number): PreparedEntry {
+function prepareEntry(task: Task, index: number, delaySeconds = 0): PreparedEntry {
   const body = toSqsSafeJson(task);
   const attributes: Record<string, MessageAttributeValue> = {
     family: { DataType: 'String', StringValue: task.family },
@@ -113,7 +217,7 @@ function prepareEntry(task: Task, index: number): PreparedEntry {
   for (const [name, value] of Object.entries(attributes)) {
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value.DataType!) + Buffer.byteLength(value.StringValue!);
   }
-  return { task, bytes, entry: { Id: String(index), MessageBody: body, MessageAttributes: attributes } };
+  return { task, bytes, entry: { Id: String(index), MessageBody: body, MessageAttributes: attributes, ...(delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {}) } };
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { AdminService } from '../../services/admin-service.ts';
-import { adminAuditLogQuery, redriveBody, reindexBody, retentionRunBody, tenantIdParam, tenantListQuery } from '../schemas/org.ts';
+import { adminAuditLogQuery, deadLetterCountsResponse, familyParam, redriveBody, redriveQuery, redriveResponse, reindexBody, retentionRunBody, tenantIdParam, tenantListQuery } from '../schemas/org.ts';
 import type { RouteContext, RouteDefinition } from '../types.ts';
 import { auditMeta, route } from './route.ts';
 
@@ -51,9 +51,25 @@ export function adminRoutes(admin: AdminService): RouteDefinition[] {
       handler: async (ctx) => ({ status: 202, body: await admin.reindex(actor(ctx), ctx.body) }),
     }),
     route({
-      method: 'POST', path: '/admin/dead-letters/redrive', summary: 'Re-drive dead-lettered tasks', tags: ['admin'], auth: 'platform-admin', body: redriveBody,
-      audit: { event: 'admin.dead_letters_redrive', resource: 'task', category: 'admin' },
-      handler: async (ctx) => ({ status: 202, body: await admin.redriveDeadLetters(actor(ctx), ctx.body) }),
+      method: 'GET', path: '/admin/dead-letters', summary: 'Dead-lettered tasks per task family (approximate on SQS)', tags: ['admin'], auth: 'platform-admin',
+      responses: { 200: deadLetterCountsResponse },
+      handler: async (ctx) => {
+        const result = await admin.deadLetterCounts();
+        await admin.record(actor(ctx), { eventType: 'admin.dead_letters_listed', action: 'read', payload: { total: result.total } });
+        return { status: 200, body: result };
+      },
+    }),
+    route({
+      method: 'POST', path: '/admin/dead-letters/{family}/redrive', summary: "Move up to `limit` (default 100) of a family's dead letters back to its queue", tags: ['admin'], auth: 'platform-admin',
+      params: familyParam, query: redriveQuery, bodyFormat: 'none', responses: { 200: redriveResponse },
+      audit: { event: 'admin.dead_letters_redriven', resource: 'task', category: 'admin' },
+      handler: async (ctx) => ({ status: 200, body: await admin.redriveDeadLetters(actor(ctx), { family: ctx.params.family, limit: ctx.query.limit }) }),
+    }),
+    route({
+      method: 'POST', path: '/admin/dead-letters/redrive', summary: 'Re-drive the dead letters of one family (body `family`) or of all of them, up to `limit` per family', tags: ['admin'], auth: 'platform-admin', body: redriveBody,
+      responses: { 200: redriveResponse },
+      audit: { event: 'admin.dead_letters_redriven', resource: 'task', category: 'admin' },
+      handler: async (ctx) => ({ status: 200, body: await admin.redriveDeadLetters(actor(ctx), ctx.body) }),
     }),
   ];
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TASK_FAMILIES } from '../../ports/queue.ts';
+import { REDRIVE_MAX_LIMIT, TASK_FAMILIES } from '../../ports/queue.ts';
 import { PLANS, QUOTA_MODES } from '../../services/billing-service.ts';
 import { isoDate } from './common.ts';
 
@@ -49,4 +49,14 @@ export const reindexBody = z
   .object({ tenant_id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(), end_user_id: z.string().trim().min(1).max(256).optional() })
   .strict()
   .refine((b) => !b.end_user_id || b.tenant_id, { message: 'end_user_id needs tenant_id', path: ['end_user_id'] });
-export const redriveBody = z.object({ family: z.enum(TASK_FAMILIES).optional() }).strict();
+const redriveLimit = z.coerce.number().int().min(1).max(REDRIVE_MAX_LIMIT);
+export const redriveBody = z.object({ family: z.enum(TASK_FAMILIES).optional(), limit: redriveLimit.optional() }).strict();
+export const familyParam = z.object({ family: z.enum(TASK_FAMILIES) });
+export const redriveQuery = z.object({ limit: redriveLimit.optional() }).strict();
+const redriveOutcome = z.object({ family: z.enum(TASK_FAMILIES), moved: z.number().int(), remaining: z.number().int() });
+export const redriveResponse = z.object({ status: z.literal('redriven'), redriven: z.number().int(), results: z.array(redriveOutcome) });
+export const deadLetterCountsResponse = z.object({
+  queue: z.string(),
+  total: z.number().int(),
+  families: z.array(z.object({ family: z.enum(TASK_FAMILIES), messages: z.number().int() })),
+});

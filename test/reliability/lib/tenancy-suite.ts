@@ -47,6 +47,7 @@ const PARAM_GENERATORS: Array<[RegExp, string, (v: VictimIds) => string]> = [
   [/^\/scim\/v2\/(Users|Groups)\/\{id\}/, 'id', (v) => v.scimUserId],
   [/^\/org\/siem\/forwarders\/\{id\}/, 'id', (v) => v.forwarderId],
   [/^\/admin\/tenants\/\{id\}/, 'id', (v) => v.tenantId],
+  [/^\/admin\/dead-letters\/\{family\}/, 'family', () => 'webhook-delivery'],
   [/^\/docs\/assets\/\{file\}/, 'file', () => 'app.js'],
   // the victim has no integration or crawl job in the matrix: ids of the right shape that are not the attacker's
   [/^\/api\/v1\/integrations\/\{provider\}/, 'provider', () => 'github'],
