@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import type { VectorFilter, VectorMetadata } from '../../ports/vector-store.ts';
+import type { VectorFilter, VectorMetadata, VectorRecord, VectorUpsertGroup } from '../../ports/vector-store.ts';
 
 /**
  * The WHERE clause of every vector statement in PostgreSQL (pgvector and pg-array): the namespace
@@ -42,3 +42,28 @@ export function vectorMetadataSets(m: Partial<VectorMetadata>): RawBuilder<unkno
   if (m.source !== undefined) sets.push(sql`source = ${m.source}`);
   return sets;
 }
+
+/** Rows per multi-row upsert statement: ≤ 10 parameters a row stays far below PostgreSQL's 65,535. */
+export const UPSERT_ROWS_PER_STATEMENT = 1_000;
+
+/**
+ * The records of a multi-namespace upsert as statement-sized chunks of (namespace, record) rows.
+ * A (namespace, memory id) given twice keeps its last record: one INSERT … ON CONFLICT DO UPDATE
+ * cannot touch the same row twice.
+ */
+export function upsertChunks(groups: VectorUpsertGroup[]): Array<Array<{ namespace: string; record: VectorRecord }>> {
+  const rows = new Map<string, { namespace: string; record: VectorRecord }>();
+  for (const g of groups) for (const record of g.records) rows.set(`${g.namespace}\u0000${record.memoryId}`, { namespace: g.namespace, record });
+  const all = [...rows.values()];
+  const chunks: Array<Array<{ namespace: string; record: VectorRecord }>> = [];
+  for (let i = 0; i < all.length; i += UPSERT_ROWS_PER_STATEMENT) chunks.push(all.slice(i, i + UPSERT_ROWS_PER_STATEMENT));
+  return chunks;
+}
+
+/**
+ * The numbers of a vector as the body of a PostgreSQL array or pgvector literal ("0.1,0.2,…"),
+ * sent as one text parameter: the driver's per-element array serialisation (quote and escape each
+ * number) cost more than the embedding itself in a reindex. Same digits as the driver's
+ * `String(x)`, so the stored values do not change.
+ */
+export const vectorDigits = (v: ArrayLike<number>): string => Array.prototype.join.call(v, ',');
