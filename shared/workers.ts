@@ -27,7 +27,8 @@ export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string
 export function createWorkers(app: App): Partial<Record<TaskFamily, TaskWorker>> {
   const workers: Partial<Record<TaskFamily, TaskWorker>> = {};
   for (const [family, handlers] of Object.entries(taskHandlers(app)) as Array<[TaskFamily, Record<string, TaskHandler>]>) {
-    workers[family] = createTaskWorker(family, handlers, { db: app.db, logger: app.logger });
+    // the embedding tasks of a batch run side by side so they are embedded together (embedding-tasks.ts)
+    workers[family] = createTaskWorker(family, handlers, { db: app.db, logger: app.logger, processInParallel: family === 'embedding' });
   }
   return workers;
 }

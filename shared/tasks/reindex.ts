@@ -105,7 +105,8 @@ export async function reindex(deps: ReindexDeps, scope: ReindexScope, options: R
     return ahead;
   };
   try {
-    await deps.embedder.warmBulk?.();
+    // workers that are not running yet are started without waiting: batches embed on this thread until then
+    deps.embedder.warmBulk?.().catch(() => undefined);
     let next = prepare(cursor);
     for (;;) {
       const { rows, computed } = await next;

@@ -164,6 +164,7 @@ describe('reindex with the embedder worker threads', () => {
       ids.forEach((id, i) => texts.set(id, { userId, text: items[i] }));
     }
     all = [...texts.keys()].sort((a, b) => a - b);
+    await pooled.warmBulk?.();
   });
   afterAll(async () => {
     await server.stop();
