@@ -53,6 +53,8 @@ export interface LocalEmbedderOptions {
 /** The local embedder, with counters of where its texts were embedded (tests, bench). */
 export interface LocalEmbedder extends Embedder {
   readonly stats: { pooled: number; inThread: number; poolFailures: number };
+  warmBulk(): Promise<void>;
+  close(): Promise<void>;
 }
 
 const DEFAULT_VOCABULARY_PATH = fileURLToPath(new URL('./data/vocabulary.bin', import.meta.url));
