@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { Config } from './config.ts';
 import { migrateToLatest } from './db/migrator.ts';
@@ -227,6 +228,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
       outbound.close();
       await cache.close().catch(() => {});
       await vectors.close().catch(() => {});
+      if (!overrides.embedder) await embedder.close?.().catch(() => {});
       if (!overrides.db) await db.close();
     },
   };
@@ -286,8 +288,16 @@ async function createEmbedder(config: Config): Promise<Embedder> {
       return createBedrockEmbedder({ client: new BedrockRuntimeClient({ region: config.AWS_REGION }), modelId: config.BEDROCK_EMBEDDING_MODEL_ID, dimension });
     }
     default:
-      return createLocalEmbedder();
+      return createLocalEmbedder({ workers: embedWorkers(config) });
   }
+}
+
+/** EMBED_WORKERS, or every CPU; none on Lambda, whose bundle does not ship the worker file. */
+function embedWorkers(config: Config): number {
+  if (config.EMBED_WORKERS !== undefined) return config.EMBED_WORKERS;
+  if (process.env.AWS_LAMBDA_FUNCTION_NAME) return 0;
+  const cpus = availableParallelism();
+  return cpus > 1 ? cpus : 0;
 }
 
 async function createVectorStore(config: Config, db: Db): Promise<VectorStore> {

@@ -60,6 +60,8 @@ export const configSchema = z.object({
   BEDROCK_SUMMARY_MODEL_ID: z.string().default('anthropic.claude-3-haiku-20240307-v1:0'),
   /** time the write path waits for embed+index before committing the memory as pending */
   EMBED_SYNC_BUDGET_MS: int(2000),
+  /** worker threads of the offline embedder for big batches; unset = CPU count (0 on Lambda), 0 = calling thread only */
+  EMBED_WORKERS: z.coerce.number().int().min(0).max(64).optional(),
   KEY_RING: z.enum(['local', 'kms']).default('local'),
   KMS_KEY_ID: z.string().optional(),
   /** HS256 secret for access tokens; unset locally = generated and kept in the data dir */

@@ -27,9 +27,11 @@ export function taskHandlers(app: App): Partial<Record<TaskFamily, Record<string
 export function createWorkers(app: App): Partial<Record<TaskFamily, TaskWorker>> {
   const workers: Partial<Record<TaskFamily, TaskWorker>> = {};
   for (const [family, handlers] of Object.entries(taskHandlers(app)) as Array<[TaskFamily, Record<string, TaskHandler>]>) {
-    // Webhook attempts are independent HTTP requests: run a batch's records concurrently, so one slow
-    // endpoint's requests do not queue the others' behind them (the per-endpoint cap bounds each endpoint).
-    workers[family] = createTaskWorker(family, handlers, { db: app.db, logger: app.logger, processInParallel: family === 'webhook-delivery' });
+    // Records of one batch run side by side for two families: webhook attempts are independent HTTP requests (one
+    // slow endpoint must not queue the others; the per-endpoint cap bounds each endpoint), and embedding tasks are
+    // embedded together (embedding-tasks.ts).
+    const processInParallel = family === 'webhook-delivery' || family === 'embedding';
+    workers[family] = createTaskWorker(family, handlers, { db: app.db, logger: app.logger, processInParallel });
   }
   return workers;
 }

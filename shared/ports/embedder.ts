@@ -6,4 +6,8 @@ export interface Embedder {
   /** Loads the model; resolves when the first embed would be fast. */
   warm(): Promise<void>;
   embed(texts: string[]): Promise<number[][]>;
+  /** Optional: gets ready for many large batches (the local embedder starts its worker threads). */
+  warmBulk?(): Promise<void>;
+  /** Optional: releases threads or connections. */
+  close?(): Promise<void>;
 }

@@ -33,6 +33,12 @@ export interface VectorFilter {
   sources?: string[];
 }
 
+/** The records of one namespace in a multi-namespace write. */
+export interface VectorUpsertGroup {
+  namespace: string;
+  records: VectorRecord[];
+}
+
 export interface VectorHit {
   memoryId: number;
   /** cosine similarity in [-1, 1] */
@@ -51,6 +57,12 @@ export interface VectorStore {
   /** Creates indexes/tables for vectors of `dimension`; idempotent. */
   open(dimension: number): Promise<void>;
   upsert(namespace: string, records: VectorRecord[]): Promise<void>;
+  /**
+   * The same as one `upsert` per group, in as few round trips as the store allows (one statement or
+   * one bulk request per chunk of records): the write path of batch embedding and reindex. A memory
+   * id given twice for one namespace keeps its last record.
+   */
+  upsertMany(groups: VectorUpsertGroup[]): Promise<void>;
   query(namespace: string, vector: number[], query: VectorQuery): Promise<VectorHit[]>;
   /** Updates metadata of existing vectors without touching the vectors. */
   updateMetadata(namespace: string, memoryId: number, metadata: Partial<VectorMetadata>): Promise<void>;

@@ -6,7 +6,7 @@ import type { Cache } from '../ports/cache.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Embedder } from '../ports/embedder.ts';
 import type { Task, TaskFamily } from '../ports/queue.ts';
-import { namespaceForUser, type VectorFilter, type VectorMetadata, type VectorStore } from '../ports/vector-store.ts';
+import { namespaceForUser, type VectorFilter, type VectorMetadata, type VectorRecord, type VectorStore } from '../ports/vector-store.ts';
 import { openText, seal } from '../crypto/aead.ts';
 import { hmacHex, sha256Hex } from '../crypto/hashing.ts';
 import { blindTokens, lexicalTerms } from '../crypto/lexical.ts';
@@ -149,6 +149,15 @@ const overlapSql = (tokens: string[]) => sql<number>`cardinality(array(select un
 export interface PageCursor {
   createdUs: string;
   id: number;
+}
+
+/** The columns embedding needs: the sealed text, its AAD's owners and the vector metadata. */
+export const EMBEDDABLE_COLUMNS = ['id', 'tenant_id', 'user_id', 'text_ciphertext', 'tier', 'retention_status', 'environment', 'project_id', 'tags', 'source'] as const;
+export type EmbeddableRow = Pick<MemoryRow, (typeof EMBEDDABLE_COLUMNS)[number]>;
+/** Rows decrypted and embedded, not written yet (`vectors[i]` belongs to `rows[i]`). */
+export interface ComputedEmbeddings {
+  rows: EmbeddableRow[];
+  vectors: number[][];
 }
 
 /** Retention states whose memories GET /memory/{id} (and summarize) may read. */
@@ -631,13 +640,42 @@ export class MemoryService {
 
   /** Embeds and indexes memories still pending; idempotent (ready rows are skipped). */
   async embedPending(scope: { tenantId: string; userId: number }, memoryIds: number[]): Promise<number> {
-    const rows = await this.deps.db.selectFrom('memories').selectAll().where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', 'in', memoryIds).execute();
+    if (memoryIds.length === 0) return 0;
+    const rows = await this.deps.db.selectFrom('memories').select(EMBEDDABLE_COLUMNS).where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).where('id', 'in', memoryIds).execute();
+    return this.embedRows(rows);
+  }
+
+  /**
+   * Embeds rows of any end users and tenants in one embedder call, one vector upsert (all their
+   * namespaces) and one status update per tenant; returns how many rows were embedded.
+   */
+  async embedRows(rows: EmbeddableRow[]): Promise<number> {
+    return this.writeEmbeddings(await this.computeEmbeddings(rows));
+  }
+
+  /** The CPU half of `embedRows`: decrypts each row's text (AAD of its own end user) and embeds them. */
+  async computeEmbeddings(rows: EmbeddableRow[]): Promise<ComputedEmbeddings> {
+    if (rows.length === 0) return { rows, vectors: [] };
+    const keys = new Map<string, TenantKeys>();
+    for (const tenantId of new Set(rows.map((r) => r.tenant_id))) keys.set(tenantId, await this.deps.tenantKeys.forTenant(tenantId));
+    const texts = rows.map((r) => openText(keys.get(r.tenant_id)!.dataKey, r.text_ciphertext, aadFor({ tenantId: r.tenant_id, userId: r.user_id })));
+    return { rows, vectors: await this.deps.embedder.embed(texts) };
+  }
+
+  /** The I/O half of `embedRows`: vectors into each row's end-user namespace, then the rows marked ready. */
+  async writeEmbeddings({ rows, vectors }: ComputedEmbeddings): Promise<number> {
     if (rows.length === 0) return 0;
-    const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
-    const texts = rows.map((r) => openText(keys.dataKey, r.text_ciphertext, aadFor(scope)));
-    const vectors = await this.deps.embedder.embed(texts);
-    await this.deps.vectors.upsert(namespaceForUser(scope.userId), rows.map((r, i) => ({ memoryId: Number(r.id), vector: vectors[i], metadata: this.vectorMetadata(r) })));
-    await this.deps.db.updateTable('memories').set({ embedding_status: 'ready', embedding_model: this.deps.embedder.model }).where('tenant_id', '=', scope.tenantId).where('id', 'in', rows.map((r) => r.id)).execute();
+    const byUser = new Map<number, VectorRecord[]>();
+    rows.forEach((r, i) => {
+      let records = byUser.get(r.user_id);
+      if (!records) byUser.set(r.user_id, (records = []));
+      records.push({ memoryId: Number(r.id), vector: vectors[i], metadata: this.vectorMetadata(r) });
+    });
+    await this.deps.vectors.upsertMany([...byUser].map(([userId, records]) => ({ namespace: namespaceForUser(userId), records })));
+    for (const tenantId of new Set(rows.map((r) => r.tenant_id))) {
+      const ids = rows.filter((r) => r.tenant_id === tenantId).map((r) => r.id);
+      await this.deps.db.updateTable('memories').set({ embedding_status: 'ready', embedding_model: this.deps.embedder.model }).where('tenant_id', '=', tenantId).where('id', 'in', ids).execute();
+    }
     return rows.length;
   }
 
@@ -793,7 +831,7 @@ export class MemoryService {
     }
   }
 
-  private vectorMetadata(row: MemoryRow): VectorMetadata {
+  private vectorMetadata(row: Pick<MemoryRow, 'tier' | 'retention_status' | 'environment' | 'project_id' | 'tags' | 'source'>): VectorMetadata {
     return {
       tier: row.tier as VectorMetadata['tier'],
       retentionStatus: row.retention_status as VectorMetadata['retentionStatus'],

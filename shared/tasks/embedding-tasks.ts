@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Embedder } from '../ports/embedder.ts';
-import type { MemoryService } from '../services/memory-service.ts';
+import { EMBEDDABLE_COLUMNS, type EmbeddableRow, type MemoryService } from '../services/memory-service.ts';
 import { reindexTaskHandler } from './reindex.ts';
 import type { TaskHandler } from './worker-runtime.ts';
 
@@ -25,25 +25,35 @@ export interface EmbeddingTaskDeps {
 /** Memories per embedder call; a longer list is cut into chunks of this size. */
 export const EMBED_CHUNK = 256;
 
+/** One task's memories of one end user. */
+interface EmbedRequest {
+  tenantId: string;
+  userId: number;
+  memoryIds: number[];
+}
+
 /**
  * The embedding family: embed pending memories (one memory or a batch), sync vector metadata after an
  * update, delete vectors after a delete, and `reindex` runs queued by the admin route. Every handler
  * is idempotent — rows already ready are skipped, deletes of absent vectors are no-ops, a redelivered
  * reindex resumes its run.
+ *
+ * `embed` and `embed-batch` tasks that run together (the records of one SQS batch, processed in
+ * parallel) are embedded together: one read of the rows still pending, one embedder call, one vector
+ * upsert and one status update per chunk of EMBED_CHUNK memories, whatever their end users.
  */
 export function embeddingHandlers(memories: MemoryService, deps?: EmbeddingTaskDeps): Record<string, TaskHandler> {
-  const embedPending = async (tenantId: string, userId: number, memoryIds: number[]) => {
-    const ids = deps ? await stillPending(deps.db, tenantId, userId, memoryIds) : memoryIds;
-    for (let i = 0; i < ids.length; i += EMBED_CHUNK) await memories.embedPending({ tenantId, userId }, ids.slice(i, i + EMBED_CHUNK));
+  const embed = deps ? createEmbedBatcher(memories, deps.db) : async (requests: EmbedRequest[]) => {
+    for (const r of requests) for (let i = 0; i < r.memoryIds.length; i += EMBED_CHUNK) await memories.embedPending(r, r.memoryIds.slice(i, i + EMBED_CHUNK));
   };
   const handlers: Record<string, TaskHandler> = {
     embed: (async (task) => {
       if (!task.tenantId) return;
-      await embedPending(task.tenantId, task.payload.userId, task.payload.memoryIds);
+      await embed([{ tenantId: task.tenantId, userId: task.payload.userId, memoryIds: task.payload.memoryIds }]);
     }) as TaskHandler<EmbeddingPayload>,
     'embed-batch': (async (task) => {
       if (!task.tenantId) return;
-      for (const item of task.payload.items) await embedPending(task.tenantId, item.userId, item.memoryIds);
+      await embed(task.payload.items.map((item) => ({ tenantId: task.tenantId!, userId: item.userId, memoryIds: item.memoryIds })));
     }) as TaskHandler<EmbedBatchPayload>,
     'sync-metadata': (async (task) => {
       if (!task.tenantId) return;
@@ -57,17 +67,55 @@ export function embeddingHandlers(memories: MemoryService, deps?: EmbeddingTaskD
   return handlers;
 }
 
-/** The ids among `memoryIds` of this end user that are not indexed yet (in id order). */
-async function stillPending(db: Kysely<Database>, tenantId: string, userId: number, memoryIds: number[]): Promise<number[]> {
-  if (memoryIds.length === 0) return [];
-  const rows = await db
-    .selectFrom('memories')
-    .select('id')
-    .where('tenant_id', '=', tenantId)
-    .where('user_id', '=', userId)
-    .where('id', 'in', memoryIds)
-    .where('embedding_status', '<>', 'ready')
-    .orderBy('id')
-    .execute();
-  return rows.map((r) => Number(r.id));
+/**
+ * Gathers the embed requests of the tasks that start in the same turn of the event loop and embeds
+ * them together. If a joint run fails, each task's requests run again on their own, so one bad
+ * memory fails only its own task (partial batch failure) and the others are done.
+ */
+function createEmbedBatcher(memories: MemoryService, db: Kysely<Database>) {
+  let waiting: Array<{ requests: EmbedRequest[]; resolve: () => void; reject: (error: unknown) => void }> = [];
+
+  const run = async (requests: EmbedRequest[]) => {
+    const rows = await stillPending(db, requests);
+    for (let i = 0; i < rows.length; i += EMBED_CHUNK) await memories.embedRows(rows.slice(i, i + EMBED_CHUNK));
+  };
+
+  const flush = async () => {
+    const batch = waiting;
+    waiting = [];
+    try {
+      await run(batch.flatMap((w) => w.requests));
+      for (const w of batch) w.resolve();
+    } catch (error) {
+      if (batch.length === 1) return batch[0].reject(error);
+      for (const w of batch) await run(w.requests).then(w.resolve, w.reject);
+    }
+  };
+
+  return (requests: EmbedRequest[]): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (waiting.length === 0) setImmediate(() => void flush());
+      waiting.push({ requests, resolve, reject });
+    });
+}
+
+/** The rows among the requested ones (each of its own end user) that are not indexed yet, in id order. */
+async function stillPending(db: Kysely<Database>, requests: EmbedRequest[]): Promise<EmbeddableRow[]> {
+  const wanted = new Set(requests.flatMap((r) => r.memoryIds.map((id) => `${r.tenantId}:${r.userId}:${id}`)));
+  const out: EmbeddableRow[] = [];
+  for (const tenantId of new Set(requests.map((r) => r.tenantId))) {
+    const ids = [...new Set(requests.filter((r) => r.tenantId === tenantId).flatMap((r) => r.memoryIds))];
+    if (ids.length === 0) continue;
+    const rows = await db
+      .selectFrom('memories')
+      .select(EMBEDDABLE_COLUMNS)
+      .where('tenant_id', '=', tenantId)
+      .where('id', 'in', ids)
+      .where('embedding_status', '<>', 'ready')
+      .orderBy('id')
+      .execute();
+    // a task names its end user: a memory id of another end user is not embedded by it
+    out.push(...rows.filter((r) => wanted.has(`${tenantId}:${r.user_id}:${r.id}`)));
+  }
+  return out.sort((a, b) => Number(a.id) - Number(b.id));
 }

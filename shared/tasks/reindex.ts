@@ -3,7 +3,7 @@ import type { Database } from '../db/schema.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Embedder } from '../ports/embedder.ts';
 import type { VectorStore } from '../ports/vector-store.ts';
-import type { MemoryService } from '../services/memory-service.ts';
+import { EMBEDDABLE_COLUMNS, type ComputedEmbeddings, type EmbeddableRow, type MemoryService } from '../services/memory-service.ts';
 import type { TaskHandler } from './worker-runtime.ts';
 
 /** Which memories a run rebuilds; empty = every tenant. */
@@ -22,7 +22,7 @@ export interface ReindexProgress {
 }
 
 export interface ReindexOptions {
-  /** memories per batch (one database read, one embed call per end user in it, one cursor write) */
+  /** memories per batch (one database read, one embedder call, one vector upsert, one status update, one cursor write) */
   batchSize?: number;
   /** continue the latest unfinished run of the same scope after its cursor instead of starting over */
   resume?: boolean;
@@ -32,8 +32,9 @@ export interface ReindexOptions {
 
 export interface ReindexDeps {
   db: Kysely<Database>;
-  memories: Pick<MemoryService, 'embedPending'>;
-  embedder: Pick<Embedder, 'model'>;
+  /** decrypt + embed a batch (CPU, worker threads), then write its vectors and mark its rows ready (I/O) */
+  memories: Pick<MemoryService, 'computeEmbeddings' | 'writeEmbeddings'>;
+  embedder: Pick<Embedder, 'model' | 'warmBulk'>;
   clock: Clock;
 }
 
@@ -51,8 +52,8 @@ export const DEFAULT_REINDEX_BATCH = 256;
 
 /**
  * Rebuilds vectors of a user, a project, a tenant or everything from `memories.text_ciphertext`
- * (the vector index is derived data). Memories are taken in id order, in batches; after each batch
- * the run's cursor (the last id done) is committed in `reindex_runs`, so an interrupted run — crash,
+ * (the vector index is derived data). Memories are taken in id order (keyset pagination), in
+ * batches; after each batch the run's cursor (the last id done) is committed in `reindex_runs`, so an interrupted run — crash,
  * Ctrl-C, a throwing progress callback — continues with `resume` after the last committed batch and
  * never redoes one. Every row except purged ones is embedded (archived and soft-deleted memories keep
  * their vectors, filtered out by retention status at query time).
@@ -90,19 +91,30 @@ export async function reindex(deps: ReindexDeps, scope: ReindexScope, options: R
   let batches = run.batches;
   let reindexed = 0;
   const total = run.total;
+
+  // Two-stage pipeline: while batch N is written and its cursor committed, batch N+1 is read,
+  // decrypted and embedded (on the embedder's worker threads when it has them). Only the write stage
+  // moves the cursor, so an interruption loses at most the one batch computed ahead, never a write.
+  type Ahead = { rows: EmbeddableRow[]; computed: Promise<ComputedEmbeddings> };
+  const readAfter = (after: number) =>
+    inScope(db.selectFrom('memories').select(EMBEDDABLE_COLUMNS).where('id', '>', after)).orderBy('id').limit(batchSize).execute() as Promise<EmbeddableRow[]>;
+  const prepare = (after: number): Promise<Ahead> => {
+    const ahead = readAfter(after).then((rows) => ({ rows, computed: deps.memories.computeEmbeddings(rows) }));
+    // a batch computed ahead of an interruption is dropped: its rejection must not go unhandled
+    ahead.then((a) => a.computed.catch(() => undefined), () => undefined);
+    return ahead;
+  };
   try {
+    // workers that are not running yet are started without waiting: batches embed on this thread until then
+    deps.embedder.warmBulk?.().catch(() => undefined);
+    let next = prepare(cursor);
     for (;;) {
-      const rows = await inScope(db.selectFrom('memories').select(['id', 'tenant_id', 'user_id']).where('id', '>', cursor)).orderBy('id').limit(batchSize).execute();
+      const { rows, computed } = await next;
       if (rows.length === 0) break;
-      const groups = new Map<string, { tenantId: string; userId: number; ids: number[] }>();
-      for (const r of rows) {
-        const key = `${r.tenant_id}:${r.user_id}`;
-        let g = groups.get(key);
-        if (!g) groups.set(key, (g = { tenantId: r.tenant_id, userId: r.user_id, ids: [] }));
-        g.ids.push(Number(r.id));
-      }
-      for (const g of groups.values()) await deps.memories.embedPending({ tenantId: g.tenantId, userId: g.userId }, g.ids);
-      cursor = Number(rows[rows.length - 1].id);
+      const last = Number(rows[rows.length - 1].id);
+      next = prepare(last);
+      await deps.memories.writeEmbeddings(await computed);
+      cursor = last;
       done += rows.length;
       reindexed += rows.length;
       batches += 1;

@@ -66,6 +66,47 @@ export function vectorStoreContract(name: string, factory: () => Promise<{ store
       expect(await store.query(n, unit(2), { k: 1, filter: { tagsAny: ['x'] } })).toEqual([]);
     });
 
+    it('upsertMany writes several namespaces at once, each vector only into its own namespace', async () => {
+      const a = ns('many-a');
+      const b = ns('many-b');
+      await store.upsert(a, [{ memoryId: 1, vector: unit(5), metadata: meta({ tags: ['old'] }) }]);
+      await store.upsertMany([
+        { namespace: a, records: [1, 2, 3].map((i) => ({ memoryId: i, vector: unit(i), metadata: meta({ tags: [`a${i}`] }) })) },
+        { namespace: b, records: [{ memoryId: 1, vector: unit(4), metadata: meta({ tags: ['b1'], source: 'b' }) }] },
+        { namespace: a, records: [] },
+      ]);
+      expect(await store.listIds(a)).toEqual([1, 2, 3]);
+      expect(await store.listIds(b)).toEqual([1]);
+      // memory 1 of `a` was replaced (vector and metadata); memory 1 of `b` is another vector
+      const [hitA] = await store.query(a, unit(1), { k: 1, filter: { tagsAny: ['a1'] } });
+      expect(hitA).toMatchObject({ memoryId: 1 });
+      expect(hitA.score).toBeCloseTo(1, 5);
+      expect(await store.query(a, unit(5), { k: 3, filter: { tagsAny: ['old'] } })).toEqual([]);
+      const [hitB] = await store.query(b, unit(4), { k: 1, filter: { sources: ['b'] } });
+      expect(hitB.score).toBeCloseTo(1, 5);
+      expect(await store.query(b, unit(1), { k: 10 })).toHaveLength(1);
+      // a memory id given twice for one namespace keeps its last record
+      await store.upsertMany([{ namespace: b, records: [{ memoryId: 9, vector: unit(2), metadata: meta() }, { memoryId: 9, vector: unit(3), metadata: meta({ tags: ['last'] }) }] }]);
+      const [last] = await store.query(b, unit(3), { k: 1, filter: { memoryIds: [9] } });
+      expect(last.score).toBeCloseTo(1, 5);
+      expect(await store.query(b, unit(3), { k: 1, filter: { tagsAny: ['last'] } })).toHaveLength(1);
+      await expect(store.upsertMany([])).resolves.toBeUndefined();
+    });
+
+    it('stores vectors as given: exact search scores equal the cosine computed in JavaScript', async () => {
+      const n = ns('digits');
+      // values with long and exponent-form decimal expansions (1e-7, 5e-324 …) must survive the literal
+      const raw = [1e-7, -0.123456789012345, 0.3333333333333333, 2.5e-8, 0.7071067811865476, -0.5, 1 / 3, 0];
+      const length = Math.hypot(...raw);
+      const v = raw.map((x) => x / length);
+      await store.upsertMany([{ namespace: n, records: [{ memoryId: 1, vector: v, metadata: meta() }] }]);
+      for (const probe of [unit(1), unit(2), v]) {
+        const [hit] = await store.query(n, probe, { k: 1, exact: true });
+        const cosine = probe.reduce((s, x, i) => s + x * v[i], 0);
+        expect(hit.score).toBeCloseTo(cosine, 5);
+      }
+    });
+
     it('applies every metadata filter', async () => {
       const n = ns('f');
       await store.upsert(n, [

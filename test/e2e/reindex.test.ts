@@ -8,6 +8,24 @@ import { endUserId, seedMemories, sentences } from '../support/worker-fixtures.t
 
 class Interrupt extends Error {}
 
+/** The app's memory service as reindex deps, recording the ids whose vectors were written (in order). */
+function recordingDeps(server: TestServer): { deps: ReindexDeps; embedded: number[] } {
+  const embedded: number[] = [];
+  return {
+    embedded,
+    deps: {
+      db: server.app.db.kysely, embedder: server.app.embedder, clock: server.app.clock,
+      memories: {
+        computeEmbeddings: (rows) => server.app.memories.computeEmbeddings(rows),
+        writeEmbeddings: async (computed) => {
+          embedded.push(...computed.rows.map((r) => Number(r.id)));
+          return server.app.memories.writeEmbeddings(computed);
+        },
+      },
+    },
+  };
+}
+
 describe('reindex rebuilds vectors from the encrypted text, in resumable batches', () => {
   let server: TestServer;
   let tenantA: { apiKey: string; tenantId: string };
@@ -17,17 +35,8 @@ describe('reindex rebuilds vectors from the encrypted text, in resumable batches
   const probes = ['when is the sourdough bread ready', 'marathon training plan', 'kubernetes cluster upgrade', 'tickets for the train'];
   const embedder = createLocalEmbedder();
 
-  /** embedPending that records the ids it was given, so tests can tell which batches ran */
-  const recorded = (): { deps: ReindexDeps; embedded: number[] } => {
-    const embedded: number[] = [];
-    return {
-      embedded,
-      deps: {
-        db: server.app.db.kysely, embedder: server.app.embedder, clock: server.app.clock,
-        memories: { embedPending: async (scope, ids) => { embedded.push(...ids); return server.app.memories.embedPending(scope, ids); } },
-      },
-    };
-  };
+  /** the app's memory service, recording the ids whose vectors were written, so tests can tell which batches ran */
+  const recorded = (): { deps: ReindexDeps; embedded: number[] } => recordingDeps(server);
 
   /** exact-search scores of the probe queries in every namespace: what "the same index" means here */
   const snapshot = async () => {
@@ -138,6 +147,61 @@ describe('reindex rebuilds vectors from the encrypted text, in resumable batches
   });
 });
 
+describe('reindex with the embedder worker threads', () => {
+  let server: TestServer;
+  const pooled = createLocalEmbedder({ workers: 2, poolMinBatch: 1 });
+  const inThread = createLocalEmbedder();
+  let texts: Map<number, { userId: number; text: string }>;
+  let all: number[];
+  beforeAll(async () => {
+    server = await startTestServer({}, { embedder: pooled });
+    const t = await server.newTenant('reindex pool');
+    texts = new Map();
+    for (const [endUser, n] of [['eve', 26], ['fay', 19]] as const) {
+      const items = sentences(n, `${endUser}: `);
+      const ids = await seedMemories(server, t.apiKey, endUser, items);
+      const userId = await endUserId(server, t.tenantId, endUser);
+      ids.forEach((id, i) => texts.set(id, { userId, text: items[i] }));
+    }
+    all = [...texts.keys()].sort((a, b) => a - b);
+    await pooled.warmBulk?.();
+  });
+  afterAll(async () => {
+    await server.stop();
+    await pooled.close?.();
+  });
+
+  it('an interrupted pooled run resumes after its last committed batch and ends with the vectors the calling thread computes', async () => {
+    for (const userId of new Set([...texts.values()].map((x) => x.userId))) await server.app.vectors.deleteNamespace(namespaceForUser(userId));
+    const pooledBefore = pooled.stats.pooled;
+    const first = recordingDeps(server);
+    let batches = 0;
+    // batch 3 has been computed ahead (on the workers) when batch 2's progress throws: it is not written
+    await expect(reindex(first.deps, {}, { batchSize: 8, onProgress: () => { if (++batches === 2) throw new Interrupt('killed'); } })).rejects.toThrow(Interrupt);
+    expect(first.embedded).toEqual(all.slice(0, 16));
+    expect(pooled.stats.pooled - pooledBefore).toBeGreaterThanOrEqual(16);
+    const run = await server.app.db.kysely.selectFrom('reindex_runs').selectAll().orderBy('id', 'desc').limit(1).executeTakeFirstOrThrow();
+    expect(run).toMatchObject({ status: 'interrupted', done: 16, batches: 2 });
+    expect(Number(run.cursor)).toBe(all[15]);
+
+    const second = recordingDeps(server);
+    const resumed = await reindex(second.deps, {}, { batchSize: 8, resume: true });
+    expect(resumed).toMatchObject({ run_id: Number(run.id), resumed: true, reindexed: all.length - 16, total: all.length });
+    expect(second.embedded).toEqual(all.slice(16));
+    expect(pooled.stats.poolFailures).toBe(0);
+
+    // every stored vector is the one the calling thread computes for the memory's text
+    const expected = await inThread.embed(all.map((id) => texts.get(id)!.text));
+    for (const [i, id] of all.entries()) {
+      const ns = namespaceForUser(texts.get(id)!.userId);
+      const [hit] = await server.app.vectors.query(ns, expected[i], { k: 1, exact: true, filter: { memoryIds: [id] } });
+      expect(hit?.score).toBeCloseTo(1, 5);
+    }
+    const ready = await server.app.db.kysely.selectFrom('memories').select('embedding_status').distinct().execute();
+    expect(ready).toEqual([{ embedding_status: 'ready' }]);
+  });
+});
+
 describe('reindex --rebuild after an embedder dimension change', () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -159,13 +223,14 @@ describe('reindex --rebuild after an embedder dimension change', () => {
     const store = createPgArrayStore({ db });
     expect(await rebuildVectorIndex(db, store, small.dimension)).toEqual(['memory_vectors_array']);
     const embedded: number[] = [];
-    const memories = { embedPending: async (scope: { tenantId: string; userId: number }, batch: number[]) => {
-      embedded.push(...batch);
-      const rows = await db.selectFrom('memories').select('id').where('id', 'in', batch).execute();
-      const vectors = await small.embed(rows.map((r) => `memory ${r.id}`));
-      await store.upsert(namespaceForUser(scope.userId), rows.map((r, i) => ({ memoryId: Number(r.id), vector: vectors[i], metadata: { tier: 'hot', retentionStatus: 'active', environment: 'production', projectId: null, tags: [], source: null } })));
-      return rows.length;
-    } };
+    const memories: ReindexDeps['memories'] = {
+      computeEmbeddings: async (rows) => ({ rows, vectors: await small.embed(rows.map((r) => `memory ${r.id}`)) }),
+      writeEmbeddings: async ({ rows, vectors }) => {
+        embedded.push(...rows.map((r) => Number(r.id)));
+        await store.upsertMany(rows.map((r, i) => ({ namespace: namespaceForUser(r.user_id), records: [{ memoryId: Number(r.id), vector: vectors[i], metadata: { tier: 'hot', retentionStatus: 'active', environment: 'production', projectId: null, tags: [], source: null } }] })));
+        return rows.length;
+      },
+    };
     const result = await reindex({ db, memories, embedder: small, clock: server.app.clock }, {});
     expect(result.reindexed).toBe(ids.length);
     expect((await store.listIds(namespaceForUser(userId))).sort((a, b) => a - b)).toEqual(ids);

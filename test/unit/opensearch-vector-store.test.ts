@@ -271,6 +271,26 @@ describe('opensearch vector store, shared index (recorded API pairs)', () => {
     expect(received).toEqual(requests('bulk-index-routed'));
   });
 
+  it('upsertMany writes the vectors of several namespaces in one bulk request, each routed to its namespace', async () => {
+    const store = await sharedStore();
+    const recorded = fixtures['bulk-index-routed']!;
+    const other = 'memorysync-user-43';
+    // the recorded pair for namespace 42, plus the same document for namespace 43 in the same request
+    const [action, doc] = recorded.request.ndjson!.slice(0, 2) as [{ index: Record<string, string> }, Record<string, unknown>];
+    const item = (recorded.response.body as { items: Array<{ index: Record<string, unknown> }> }).items[0]!;
+    script.push({
+      request: { ...recorded.request, ndjson: [...recorded.request.ndjson!, { index: { ...action.index, _id: `${other}:1`, routing: other } }, { ...doc, namespace: other }] },
+      response: { status: 200, body: { took: 9, errors: false, items: [...(recorded.response.body as { items: unknown[] }).items, { index: { ...item.index, _id: `${other}:1`, _seq_no: 12 } }] } },
+    });
+    await store.upsertMany([
+      { namespace: NS, records: [{ memoryId: 1, vector: [0.6, 0.8, 0.0], metadata: meta() }, { memoryId: 2, vector: [0.0, 0.6, 0.8], metadata: meta({ tags: ['home'] }) }] },
+      { namespace: other, records: [{ memoryId: 1, vector: [0.6, 0.8, 0.0], metadata: meta() }] },
+    ]);
+    expect(received).toHaveLength(1);
+    expect(received[0]!.path).toBe('/_bulk');
+    expect(received[0]!.ndjson).toEqual([...recorded.request.ndjson!, { index: { _index: 'memorysync-vectors', _id: `${other}:1`, routing: other } }, { ...doc, namespace: other }]);
+  });
+
   it('routes every read to the namespace shard with the namespace term first in the filter', async () => {
     const store = await sharedStore();
     play('knn-search-routed', 'knn-search-routed-unfiltered', 'exact-search-routed', 'count-routed', 'list-ids-routed');

@@ -5,3 +5,4 @@ export {
   type LocalEmbedderOptions,
   type LocalEmbedderTuning,
 } from './local-embedder.ts';
+export type { LocalEmbedder } from './local-embedder.ts';

@@ -4,6 +4,7 @@ import type { Embedder } from '../../ports/embedder.ts';
 import { FUNCTION_WORDS } from './function-words.ts';
 import { baseFormCandidates, stripDiacritics, tokenize } from './tokenize.ts';
 import { decodeVocabulary } from './vocabulary-format.ts';
+import { createEmbedPool, type EmbedPool } from './embed-pool.ts';
 
 /**
  * Knobs of the local embedder. Changing any default changes the vectors, so it must come with a new
@@ -41,6 +42,19 @@ export interface LocalEmbedderOptions {
   vocabularyPath?: string;
   /** for experiments (bench); any change gives a model string that is not the default's */
   tuning?: Partial<LocalEmbedderTuning>;
+  /** worker threads for big batches (`EMBED_WORKERS`); 0 = every text is embedded on the calling thread */
+  workers?: number;
+  /** batches of at least this many texts go to the workers once they are running (default 128) */
+  poolMinBatch?: number;
+  /** workers idle this long are stopped, and started again by the next big batch (default 30 s) */
+  poolIdleMs?: number;
+}
+
+/** The local embedder, with counters of where its texts were embedded (tests, bench). */
+export interface LocalEmbedder extends Embedder {
+  readonly stats: { pooled: number; inThread: number; poolFailures: number };
+  warmBulk(): Promise<void>;
+  close(): Promise<void>;
 }
 
 const DEFAULT_VOCABULARY_PATH = fileURLToPath(new URL('./data/vocabulary.bin', import.meta.url));
@@ -88,7 +102,7 @@ interface TokenFeatures {
  * Both halves are L2-normalised, scaled so `ngramShare` of the cosine comes from n-grams, and the
  * result is unit-length. Needs no network and ~5 MB on disk.
  */
-export function createLocalEmbedder(options: LocalEmbedderOptions = {}): Embedder {
+export function createLocalEmbedder(options: LocalEmbedderOptions = {}): LocalEmbedder {
   const tuning: LocalEmbedderTuning = { ...DEFAULT_TUNING, ...options.tuning };
   const isDefault = (Object.keys(DEFAULT_TUNING) as (keyof LocalEmbedderTuning)[]).every(
     (key) => tuning[key] === DEFAULT_TUNING[key],
@@ -142,11 +156,16 @@ export function createLocalEmbedder(options: LocalEmbedderOptions = {}): Embedde
     return features;
   };
 
+  // Scratch sums, reused (zeroed) for every text instead of allocated per text.
+  let word = new Float64Array(0);
+  let grams = new Float64Array(0);
   const embedOne = (text: string): number[] => {
     const v = vocab();
     const dims = v.dims;
-    const word = new Float64Array(dims);
-    const grams = new Float64Array(gramBuckets);
+    if (word.length !== dims) word = new Float64Array(dims);
+    if (grams.length !== gramBuckets) grams = new Float64Array(gramBuckets);
+    word.fill(0);
+    grams.fill(0);
     let tokens = tokenize(text);
     // Only symbols or emoji: still give them an identity through their characters.
     if (tokens.length === 0 && text.trim()) tokens = [text.trim().slice(0, 64)];
@@ -175,20 +194,64 @@ export function createLocalEmbedder(options: LocalEmbedderOptions = {}): Embedde
     return out;
   };
 
+  const embedHere = async (texts: string[]): Promise<number[][]> => {
+    const out: number[][] = [];
+    for (let i = 0; i < texts.length; i += 1) {
+      // Big batches (reindex) must not starve the event loop of the local server.
+      if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      out.push(embedOne(texts[i]));
+    }
+    stats.inThread += texts.length;
+    return out;
+  };
+
+  // The same vectors on any thread: the workers run this function with the same options.
+  const stats = { pooled: 0, inThread: 0, poolFailures: 0 };
+  const workers = Math.max(0, Math.floor(options.workers ?? 0));
+  const poolMinBatch = Math.max(1, options.poolMinBatch ?? 128);
+  let pool: EmbedPool | undefined =
+    workers > 0
+      ? createEmbedPool({ size: workers, dimension: tuning.dimension, idleMs: options.poolIdleMs, embedderOptions: { vocabularyPath: options.vocabularyPath, tuning: options.tuning } })
+      : undefined;
+  /** A pool that cannot start or dies is given up for this embedder: the calling thread does the work. */
+  const givenUp = (error: unknown) => {
+    stats.poolFailures += 1;
+    const dead = pool;
+    pool = undefined;
+    void dead?.close();
+    return error;
+  };
+
   return {
     model,
     dimension: tuning.dimension,
+    stats,
     async warm() {
       vocab();
     },
+    async warmBulk() {
+      vocab();
+      await pool?.start().catch(givenUp);
+    },
     async embed(texts) {
-      const out: number[][] = [];
-      for (let i = 0; i < texts.length; i += 1) {
-        // Big batches (reindex) must not starve the event loop of the local server.
-        if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        out.push(embedOne(texts[i]));
+      if (pool && texts.length >= poolMinBatch) {
+        if (pool.ready) {
+          try {
+            const vectors = await pool.embed(texts);
+            stats.pooled += texts.length;
+            return vectors;
+          } catch (error) {
+            givenUp(error);
+          }
+        } else {
+          // not started yet: start it for the next big batch, embed this one here without waiting
+          void pool.start().catch(givenUp);
+        }
       }
-      return out;
+      return embedHere(texts);
+    },
+    async close() {
+      await pool?.close();
     },
   };
 }

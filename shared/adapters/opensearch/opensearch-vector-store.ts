@@ -7,6 +7,7 @@ import type {
   VectorQuery,
   VectorRecord,
   VectorStore,
+  VectorUpsertGroup,
 } from '../../ports/vector-store.ts';
 import { knnIndexBody, VECTOR_FIELD, type KnnIndexOptions } from './opensearch-mapping.ts';
 
@@ -153,6 +154,26 @@ export function createOpenSearchVectorStore(options: OpenSearchVectorStoreOption
     return items;
   }
 
+  /** Index actions of every group, in bulk requests of BULK_CHUNK vectors (namespaces mixed). */
+  async function upsertMany(groups: VectorUpsertGroup[]) {
+    const rows = groups.flatMap((g) => {
+      const s = scope(g.namespace);
+      return g.records.map((record) => ({ s, record }));
+    });
+    if (rows.length === 0) return;
+    for (const { record } of rows) checkVector(record.vector);
+    await call('upsert', async () => {
+      for (const s of new Map(rows.map((r) => [r.s.index, r.s])).values()) await ensureIndex(s);
+      for (let i = 0; i < rows.length; i += BULK_CHUNK) {
+        const body = rows.slice(i, i + BULK_CHUNK).flatMap(({ s, record: r }) => [
+          { index: { _index: s.index, _id: s.docId(r.memoryId), ...(s.routing ? { routing: s.routing } : {}) } },
+          { memory_id: r.memoryId, namespace: s.namespace, [VECTOR_FIELD]: r.vector, ...metadataDoc(r.metadata) },
+        ]);
+        await bulk('index', body);
+      }
+    });
+  }
+
   async function search(s: NamespaceScope, body: object): Promise<{ _id: string; _score: number; _source?: Doc }[]> {
     const response = await client.search({ index: s.index, routing: s.routing, body } as never, { ignore: [404] });
     if (response.statusCode === 404) return [];
@@ -181,19 +202,11 @@ export function createOpenSearchVectorStore(options: OpenSearchVectorStoreOption
     },
 
     async upsert(namespace: string, records: VectorRecord[]) {
-      const s = scope(namespace);
-      if (records.length === 0) return;
-      for (const r of records) checkVector(r.vector);
-      await call('upsert', async () => {
-        await ensureIndex(s);
-        for (let i = 0; i < records.length; i += BULK_CHUNK) {
-          const body = records.slice(i, i + BULK_CHUNK).flatMap((r) => [
-            { index: { _index: s.index, _id: s.docId(r.memoryId), ...(s.routing ? { routing: s.routing } : {}) } },
-            { memory_id: r.memoryId, namespace: s.namespace, [VECTOR_FIELD]: r.vector, ...metadataDoc(r.metadata) },
-          ]);
-          await bulk('index', body);
-        }
-      });
+      await upsertMany([{ namespace, records }]);
+    },
+
+    async upsertMany(groups: VectorUpsertGroup[]) {
+      await upsertMany(groups);
     },
 
     async query(namespace: string, vector: number[], q: VectorQuery): Promise<VectorHit[]> {

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import { vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
-import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
+import { upsertChunks, vectorDigits, vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
+import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore, VectorUpsertGroup } from '../../ports/vector-store.ts';
 
 export interface PgArrayStoreOptions {
   db: Kysely<any>;
@@ -26,7 +26,7 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
     return v.map((x) => x / n);
   };
 
-  return {
+  const store: VectorStore = {
     kind: 'pg-array',
     async open(dimension: number) {
       await wrap('open', async () => {
@@ -46,15 +46,22 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
       });
     },
     async upsert(namespace: string, records: VectorRecord[]) {
-      if (!records.length) return;
+      await store.upsertMany([{ namespace, records }]);
+    },
+    async upsertMany(groups: VectorUpsertGroup[]) {
+      const chunks = upsertChunks(groups);
+      if (!chunks.length) return;
       await wrap('upsert', async () => {
-        const rows = records.map((r) => sql`(${namespace}, ${r.memoryId}, ${normalize(r.vector)}::real[], ${dims || r.vector.length}, ${r.metadata.tier},
-          ${r.metadata.retentionStatus}, ${r.metadata.environment}, ${r.metadata.projectId}, ${r.metadata.tags}::text[], ${r.metadata.source})`);
-        await sql`insert into ${table} (namespace, memory_id, embedding, dims, tier, retention_status, environment, project_id, tags, source)
-          values ${sql.join(rows)}
-          on conflict (namespace, memory_id) do update set embedding = excluded.embedding, tier = excluded.tier,
-            retention_status = excluded.retention_status, environment = excluded.environment, project_id = excluded.project_id,
-            tags = excluded.tags, source = excluded.source`.execute(db);
+        for (const chunk of chunks) {
+          // the array literal is built here ("{0.1,…}", one text parameter) instead of by the driver, element by element
+          const rows = chunk.map(({ namespace, record: r }) => sql`(${namespace}, ${r.memoryId}, ${`{${vectorDigits(normalize(r.vector))}}`}::real[], ${dims || r.vector.length}, ${r.metadata.tier},
+            ${r.metadata.retentionStatus}, ${r.metadata.environment}, ${r.metadata.projectId}, ${r.metadata.tags}::text[], ${r.metadata.source})`);
+          await sql`insert into ${table} (namespace, memory_id, embedding, dims, tier, retention_status, environment, project_id, tags, source)
+            values ${sql.join(rows)}
+            on conflict (namespace, memory_id) do update set embedding = excluded.embedding, tier = excluded.tier,
+              retention_status = excluded.retention_status, environment = excluded.environment, project_id = excluded.project_id,
+              tags = excluded.tags, source = excluded.source`.execute(db);
+        }
       });
     },
     async query(namespace: string, vector: number[], query: VectorQuery): Promise<VectorHit[]> {
@@ -97,4 +104,5 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
     },
     async close() {},
   };
+  return store;
 }

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { DependencyError } from '../../errors.ts';
-import { vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
-import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore } from '../../ports/vector-store.ts';
+import { upsertChunks, vectorDigits, vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
+import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore, VectorUpsertGroup } from '../../ports/vector-store.ts';
 
 export interface PgvectorStoreOptions {
   /** the kysely instance of the database that holds the vectors (the same PGlite or PostgreSQL) */
@@ -11,7 +11,7 @@ export interface PgvectorStoreOptions {
   efSearch?: number;
 }
 
-const toLiteral = (v: number[]): string => `[${v.join(',')}]`;
+const toLiteral = (v: number[]): string => `[${vectorDigits(v)}]`;
 
 /**
  * Vectors in PostgreSQL with pgvector: one table, a namespace column and an HNSW index (cosine).
@@ -27,7 +27,7 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
   const wrap = vectorErrors('pgvector');
 
 
-  return {
+  const store: VectorStore = {
     kind: 'pgvector',
     async open(dimension: number) {
       await wrap('open', async () => {
@@ -59,17 +59,24 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
     },
 
     async upsert(namespace: string, records: VectorRecord[]) {
-      if (records.length === 0) return;
+      await store.upsertMany([{ namespace, records }]);
+    },
+
+    async upsertMany(groups: VectorUpsertGroup[]) {
+      const chunks = upsertChunks(groups);
+      if (chunks.length === 0) return;
       await wrap('upsert', async () => {
-        const rows = records.map((r) =>
-          sql`(${namespace}, ${r.memoryId}, ${toLiteral(r.vector)}::vector, ${r.metadata.tier}, ${r.metadata.retentionStatus},
-               ${r.metadata.environment}, ${r.metadata.projectId}, ${r.metadata.tags}::text[], ${r.metadata.source})`,
-        );
-        await sql`insert into ${table} (namespace, memory_id, embedding, tier, retention_status, environment, project_id, tags, source)
-          values ${sql.join(rows)}
-          on conflict (namespace, memory_id) do update set embedding = excluded.embedding, tier = excluded.tier,
-            retention_status = excluded.retention_status, environment = excluded.environment,
-            project_id = excluded.project_id, tags = excluded.tags, source = excluded.source`.execute(db);
+        for (const chunk of chunks) {
+          const rows = chunk.map(({ namespace, record: r }) =>
+            sql`(${namespace}, ${r.memoryId}, ${toLiteral(r.vector)}::vector, ${r.metadata.tier}, ${r.metadata.retentionStatus},
+                 ${r.metadata.environment}, ${r.metadata.projectId}, ${r.metadata.tags}::text[], ${r.metadata.source})`,
+          );
+          await sql`insert into ${table} (namespace, memory_id, embedding, tier, retention_status, environment, project_id, tags, source)
+            values ${sql.join(rows)}
+            on conflict (namespace, memory_id) do update set embedding = excluded.embedding, tier = excluded.tier,
+              retention_status = excluded.retention_status, environment = excluded.environment,
+              project_id = excluded.project_id, tags = excluded.tags, source = excluded.source`.execute(db);
+        }
       });
     },
 
@@ -146,4 +153,5 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
       // the database owns the connection
     },
   };
+  return store;
 }
