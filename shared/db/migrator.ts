@@ -6,6 +6,7 @@ import * as m0005 from './migrations/0005_recall.ts';
 import * as m0003 from './migrations/0003_org.ts';
 import * as m0006 from './migrations/0006_workers.ts';
 import * as m0007 from './migrations/0007_integrations.ts';
+import * as m0008 from './migrations/0008_view_runs.ts';
 
 /**
  * Migrations are imported statically (not read from disk) so that the esbuild-bundled Lambda
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   '0003_org': m0003,
   '0006_workers': m0006,
   '0007_integrations': m0007,
+  '0008_view_runs': m0008,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
