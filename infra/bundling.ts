@@ -1,4 +1,5 @@
-import { dirname, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildOptions } from 'esbuild';
 
@@ -36,9 +37,13 @@ export const LAMBDA_BUNDLE = {
   // The nodejs22.x runtime ships AWS SDK v3; pg-native is an optional addon pg never needs. js-tiktoken's 1 MB
   // rank table and swagger-ui-dist's static assets are only loaded on first use (compose, /docs), so they ship
   // beside the bundle (`copiedModules`) instead of inside it.
-  externalModules: ['@aws-sdk/*', 'pg-native', 'js-tiktoken', 'swagger-ui-dist'],
+  // The document-text libraries (shared/text/document-text.ts) are imported lazily and only by the
+  // integration-sync worker: external in every bundle, copied (with their dependencies) into that worker's asset only.
+  externalModules: ['@aws-sdk/*', 'pg-native', 'js-tiktoken', 'swagger-ui-dist', 'unpdf', 'mammoth', 'fflate', 'fast-xml-parser'],
   /** packages copied from the repository's node_modules into the asset's node_modules (no install at synth) */
   copiedModules: ['js-tiktoken', 'swagger-ui-dist'],
+  /** packages copied, with their dependency closure, into the integration-sync worker's asset only */
+  documentModules: ['unpdf', 'mammoth', 'fflate', 'fast-xml-parser'],
   /** data files the code reads beside its module: the offline embedder's vocabulary (EMBEDDER=local) */
   copiedFiles: { 'shared/adapters/local-embedder/data/vocabulary.bin': 'data/vocabulary.bin' },
   /** packages swapped for stubs: code the composition root imports but Lambda never runs */
@@ -47,6 +52,27 @@ export const LAMBDA_BUNDLE = {
     '@electric-sql/pglite/vector': 'infra/lambda-stubs/pglite.ts',
   },
 } as const;
+
+/**
+ * The packages and their runtime dependencies (transitively), as installed in the repository's hoisted
+ * node_modules; a package's own nested node_modules travels with its directory.
+ */
+export function moduleClosure(names: readonly string[], root = REPO_ROOT): string[] {
+  const seen = new Set<string>();
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    const manifest = join(root, 'node_modules', name, 'package.json');
+    if (!existsSync(manifest)) throw new Error(`${name} is not installed in ${root}/node_modules`);
+    seen.add(name);
+    const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { dependencies?: Record<string, string> };
+    for (const dep of Object.keys(pkg.dependencies ?? {})) {
+      // a dependency installed inside the package's own node_modules is copied with it
+      if (!existsSync(join(root, 'node_modules', name, 'node_modules', dep))) visit(dep);
+    }
+  };
+  names.forEach(visit);
+  return [...seen].sort();
+}
 
 /** Aliases with absolute stub paths, as both esbuild and the CDK's esbuild CLI call take them. */
 export function bundleAliases(): Record<string, string> {

@@ -163,6 +163,7 @@ export async function createApp(config: Config, overrides: AdapterOverrides = {}
     db: db.kysely, cache, clock, tokens, tenantKeys, refreshSecret: `${jwtSecret}:refresh`,
     refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS, cacheTtlSeconds: config.CACHE_TTL_SECONDS,
     platformAdminEmails: config.PLATFORM_ADMIN_EMAILS.split(',').map((e) => e.trim().toLowerCase()).filter(Boolean),
+    outbox,
   });
   const plans = {
     free: { adds: config.FREE_PLAN_MONTHLY_ADDS, queries: config.FREE_PLAN_MONTHLY_QUERIES },

@@ -6,7 +6,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { resolve } from 'node:path';
-import { bundleAliases, LAMBDA_BUNDLE, REPO_ROOT } from '../bundling.ts';
+import { bundleAliases, LAMBDA_BUNDLE, moduleClosure, REPO_ROOT } from '../bundling.ts';
 import { CONTEXT } from '../profile.ts';
 import { encryptedLogGroup } from './log-group.ts';
 
@@ -23,6 +23,8 @@ export interface MemorySyncFunctionProps {
   securityGroups?: ec2.ISecurityGroup[];
   reservedConcurrentExecutions?: number;
   logRetention?: logs.RetentionDays;
+  /** packages this function alone loads lazily (external in the bundle): copied with their dependencies into its asset */
+  extraModules?: readonly string[];
 }
 
 /** Environment every MemorySync function starts with; `bind…` helpers add the rest. */
@@ -90,7 +92,8 @@ export class MemorySyncFunction extends Construct {
             beforeInstall: () => [],
             // Lazily loaded packages and data files are copied from the repository, so synth needs no network.
             afterBundling: (inputDir: string, outputDir: string) => [
-              ...LAMBDA_BUNDLE.copiedModules.map((m) => `mkdir -p "${outputDir}/node_modules" && cp -R "${inputDir}/node_modules/${m}" "${outputDir}/node_modules/${m}"`),
+              ...[...LAMBDA_BUNDLE.copiedModules, ...(props.extraModules?.length ? moduleClosure(props.extraModules) : [])]
+                .map((m) => `mkdir -p "$(dirname "${outputDir}/node_modules/${m}")" && cp -R "${inputDir}/node_modules/${m}" "${outputDir}/node_modules/${m}"`),
               ...Object.entries(LAMBDA_BUNDLE.copiedFiles).map(([from, to]) => `mkdir -p "$(dirname "${outputDir}/${to}")" && cp "${inputDir}/${from}" "${outputDir}/${to}"`),
             ],
           },

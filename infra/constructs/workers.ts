@@ -1,7 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
-import { LAMBDA_ENTRIES } from '../bundling.ts';
+import { LAMBDA_BUNDLE, LAMBDA_ENTRIES } from '../bundling.ts';
 import { MemorySyncFunction, type FunctionPlacement } from './memorysync-function.ts';
 import type { Queues } from './queues.ts';
 
@@ -31,6 +31,8 @@ export class Workers extends Construct {
         timeout: workerTimeout,
         memorySize: 1024,
         environment: { TASK_FAMILY: family },
+        // only the integration sync reads PDF and Office files
+        ...(family === 'integration-sync' ? { extraModules: LAMBDA_BUNDLE.documentModules } : {}),
       });
       worker.function.addEventSource(
         new SqsEventSource(queue, {

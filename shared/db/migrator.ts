@@ -8,6 +8,7 @@ import * as m0006 from './migrations/0006_workers.ts';
 import * as m0007 from './migrations/0007_integrations.ts';
 import * as m0008 from './migrations/0008_identity_tokens.ts';
 import * as m0009 from './migrations/0009_webhook_leases.ts';
+import * as m0010 from './migrations/0010_view_runs.ts';
 
 /**
  * Migrations are imported statically (not read from disk) so that the esbuild-bundled Lambda
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   '0007_integrations': m0007,
   '0008_identity_tokens': m0008,
   '0009_webhook_leases': m0009,
+  '0010_view_runs': m0010,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -480,6 +480,14 @@ export interface MemoryClustersTable {
   computed_at: Timestamp;
 }
 
+export interface MemoryViewRunsTable {
+  tenant_id: string;
+  user_id: number;
+  computed_at: Timestamp;
+  cluster_threshold: number;
+  memory_ids: ColumnType<number[], string, string>;
+}
+
 export interface MemoryDecisionsTable {
   tenant_id: string;
   user_id: number;
@@ -587,6 +595,7 @@ export interface Database {
   retention_policies: RetentionPoliciesTable;
   memory_clusters: MemoryClustersTable;
   memory_decisions: MemoryDecisionsTable;
+  memory_view_runs: MemoryViewRunsTable;
   integration_connections: IntegrationConnectionsTable;
   integration_items: IntegrationItemsTable;
   crawl_jobs: CrawlJobsTable;

@@ -11,12 +11,16 @@ export interface GuardedRequest {
   maxBytes?: number;
   /** connect, send and read the whole response (default 15 s) */
   timeoutMs?: number;
+  /** keep the raw body bytes in `bytes` (documents); `body` is then empty */
+  binary?: boolean;
 }
 
 export interface GuardedResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: string;
+  /** the raw body, when the request asked for `binary` */
+  bytes?: Buffer;
   truncated: boolean;
   url: URL;
 }
@@ -59,7 +63,10 @@ export function createGuardedHttp(options: SsrfGuardOptions): GuardedHttp {
           const chunks: Buffer[] = [];
           let size = 0;
           let truncated = false;
-          const finish = () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), truncated, url });
+          const finish = () => {
+            const raw = Buffer.concat(chunks);
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: init.binary ? '' : raw.toString('utf8'), ...(init.binary ? { bytes: raw } : {}), truncated, url });
+          };
           res.on('data', (chunk: Buffer) => {
             if (truncated) return;
             if (size + chunk.length > maxBytes) {

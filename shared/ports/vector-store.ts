@@ -71,6 +71,12 @@ export interface VectorStore {
   count(namespace: string): Promise<number>;
   /** memory ids present in the namespace (for invariants checks and reindex verification) */
   listIds(namespace: string): Promise<number[]>;
+  /**
+   * The stored vectors of these memories in the namespace, by memory id; ids without a vector are
+   * absent from the map. Vectors come back as stored — an adapter may keep them unit-normalised —
+   * so compare them by cosine, not by raw dot product or equality.
+   */
+  getVectors(namespace: string, memoryIds: number[]): Promise<Map<number, number[]>>;
   health(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -7,6 +7,8 @@ import { hashPassword, hmacHex, randomToken, sha256Hex, verifyPassword } from '.
 import type { TenantKeyService } from '../crypto/tenant-keys.ts';
 import { writeAudit, type AuditEntry } from './audit.ts';
 import { newProjectId, newSessionId, newTenantId, newUserPublicId } from './ids.ts';
+import type { OutboxPort } from './memory-service.ts';
+import { apiKeyWebhookTask } from './org-events.ts';
 import { DEFAULT_KEY_SCOPES, type Principal, type Role, type Scope } from './scope.ts';
 import { AccessTokens, type AccessClaims } from './tokens.ts';
 
@@ -21,6 +23,8 @@ export interface IdentityDeps {
   cacheTtlSeconds: number;
   /** accounts with these emails (lower case) are platform operators */
   platformAdminEmails?: readonly string[];
+  /** `api_key.created` / `api_key.revoked` webhooks go through it, in the transaction of the change */
+  outbox?: OutboxPort;
 }
 
 export interface TokenPair {
@@ -261,9 +265,13 @@ export class IdentityService {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+      const taskIds = await this.emitKeyEvent(trx, scope.tenantId, 'api_key.created', row);
       await writeAudit(trx, { ...auditBase(meta), tenantId: scope.tenantId, userId: scope.principal.accountId, principal: principalLabel(scope.principal), eventType: 'api_key.created', category: 'security', resourceType: 'api_key', resourceId: String(row.id), action: 'create', status: 'success', statusCode: 201, payload: { name: row.name, key_prefix: row.key_prefix, scopes: row.scopes } });
       meta.audit.written = true;
-      return { ...toApiKeyResponse(row), key: secret };
+      return { response: { ...toApiKeyResponse(row), key: secret }, taskIds };
+    }).then(async ({ response, taskIds }) => {
+      if (taskIds.length) await this.deps.outbox?.relay(taskIds);
+      return response;
     });
   }
 
@@ -276,12 +284,22 @@ export class IdentityService {
     const row = await this.deps.db.transaction().execute(async (trx) => {
       const updated = await trx.updateTable('api_keys').set({ revoked_at: this.deps.clock.now() }).where('id', '=', id).where('tenant_id', '=', scope.tenantId).where('revoked_at', 'is', null).returningAll().executeTakeFirst();
       if (!updated) throw notFound('API key not found');
+      const taskIds = await this.emitKeyEvent(trx, scope.tenantId, 'api_key.revoked', updated, { reason: 'revoked' });
       await writeAudit(trx, { ...auditBase(meta), tenantId: scope.tenantId, userId: scope.principal.accountId, principal: principalLabel(scope.principal), eventType: 'api_key.revoked', category: 'security', resourceType: 'api_key', resourceId: String(id), action: 'revoke', status: 'success', statusCode: 200 });
       meta.audit.written = true;
-      return updated;
+      return { ...updated, taskIds };
     });
     await this.deps.cache.del(principalKey('key', row.key_hash));
+    if (row.taskIds.length) await this.deps.outbox?.relay(row.taskIds);
     return toApiKeyResponse(row);
+  }
+
+  /** Enqueues an API key webhook in the caller's transaction (no outbox wired: no event); returns the task ids to relay after commit. */
+  private async emitKeyEvent(trx: Kysely<Database>, tenantId: string, event: 'api_key.created' | 'api_key.revoked', row: Parameters<typeof apiKeyWebhookTask>[2], extra?: Record<string, unknown>): Promise<string[]> {
+    if (!this.deps.outbox) return [];
+    const task = apiKeyWebhookTask(tenantId, event, row, this.deps.clock.now(), extra);
+    await this.deps.outbox.enqueue(trx, [task]);
+    return [task.id];
   }
 
   // ---------- projects

@@ -4,6 +4,8 @@ import { DependencyError } from '../errors.ts';
 import type { Embedder } from '../ports/embedder.ts';
 import { namespaceForUser, type VectorStore } from '../ports/vector-store.ts';
 import { topKeywords } from '../text/keywords.ts';
+import { precomputedClusters, precomputedDecisions } from '../tasks/intelligence.ts';
+import { detectDecision, greedyClusters, seedOrder } from './memory-views.ts';
 import type { Memory } from './memory-model.ts';
 import type { MemoryService } from './memory-service.ts';
 import type { EndUserScope } from './scope.ts';
@@ -17,13 +19,14 @@ export interface MemoryInsightsDeps {
 
 /** At most this many memories (the most recent) feed one derived view computed on read. */
 export const MAX_VIEW_MEMORIES = 500;
-const NEIGHBOUR_QUERY_CONCURRENCY = 4;
-
 export interface ViewBounds {
-  computed_on_read: true;
+  computed_on_read: boolean;
   memories_considered: number;
   max_memories: number;
 }
+
+/** Where a view's answer came from: the worker's rows (fresh for exactly this memory set) or a computation now. */
+export type ViewSource = { source: 'precomputed'; computed_at: string } | { source: 'computed_on_read'; computed_at: null };
 
 /**
  * Derived views of one end user's memories — graph, clusters, decisions and aggregate insights —
@@ -34,30 +37,36 @@ export class MemoryInsightsService {
   constructor(private readonly deps: MemoryInsightsDeps) {}
 
   /**
-   * Nodes are the most recent memories; an edge joins two memories whose vectors have cosine similarity
-   * ≥ threshold, found by asking the vector store for each node's nearest neighbours among the nodes,
-   * plus `summarizes` edges from a summary to its sources. The vector store keeps no way to read vectors
-   * back, so node vectors are recomputed with the (deterministic) embedder that indexed them.
+   * Nodes are the most recent memories; an edge joins two memories when one is among the other's
+   * `neighbours` most similar nodes with cosine ≥ threshold (computed in memory from the vectors the
+   * store holds, read back with one `getVectors` call), plus `summarizes` edges from a summary to its
+   * sources. Nodes whose vector is not stored yet (embedding pending) are embedded now.
    */
   async graph(scope: EndUserScope, options: { limit: number; threshold: number; neighbours: number }) {
     const nodes = await this.nodes(scope, options.limit);
     const ids = nodes.map((m) => m.id);
     const similar = new Map<string, { source: number; target: number; weight: number }>();
     let degraded = false;
+    let vectorCounts = { stored: 0, embedded: 0 };
     if (nodes.length > 1) {
       try {
-        const vectors = await this.deps.embedder.embed(nodes.map((m) => m.text));
-        const namespace = namespaceForUser(scope.userId);
-        await eachLimited(nodes.map((m, i) => [m.id, vectors[i]] as const), NEIGHBOUR_QUERY_CONCURRENCY, async ([id, vector]) => {
-          const hits = await this.deps.vectors.query(namespace, vector, { k: options.neighbours + 1, filter: { memoryIds: ids, retentionStatus: ['active'] } });
-          for (const hit of hits) {
-            if (hit.memoryId === id || hit.score < options.threshold) continue;
-            const [a, b] = id < hit.memoryId ? [id, hit.memoryId] : [hit.memoryId, id];
-            const key = `${a}:${b}`;
+        const { vectors, stored, embedded } = await this.vectorsFor(scope, nodes);
+        vectorCounts = { stored, embedded };
+        for (const a of nodes) {
+          const va = vectors.get(a.id)!;
+          const nearest = nodes
+            .filter((b) => b.id !== a.id)
+            .map((b) => ({ id: b.id, score: dot(va, vectors.get(b.id)!) }))
+            .filter((h) => h.score >= options.threshold)
+            .sort((x, y) => y.score - x.score || x.id - y.id)
+            .slice(0, options.neighbours);
+          for (const hit of nearest) {
+            const [lo, hi] = a.id < hit.id ? [a.id, hit.id] : [hit.id, a.id];
+            const key = `${lo}:${hi}`;
             const weight = round(hit.score);
-            if ((similar.get(key)?.weight ?? -1) < weight) similar.set(key, { source: a, target: b, weight });
+            if ((similar.get(key)?.weight ?? -1) < weight) similar.set(key, { source: lo, target: hi, weight });
           }
-        });
+        }
       } catch (err) {
         if (!(err instanceof DependencyError)) throw err;
         degraded = true;
@@ -76,59 +85,81 @@ export class MemoryInsightsService {
       ],
       threshold: options.threshold,
       degraded,
-      bounds: this.bounds(nodes.length, options.limit),
+      bounds: { ...this.bounds(nodes.length, options.limit, true), vectors_read: vectorCounts.stored, vectors_embedded: vectorCounts.embedded },
     };
   }
 
   /**
-   * Greedy clustering by cosine: take memories by importance (then recency); each one not yet placed
-   * seeds a cluster and pulls in every unplaced memory at cosine ≥ threshold to the seed. Clusters
-   * smaller than min_size are reported as unclustered. Labels are the cluster's top content words.
+   * Greedy clusters (`greedyClusters`) of the most recent memories; clusters smaller than min_size are
+   * reported as unclustered; labels are the cluster's top content words. Served from the intelligence
+   * worker's rows when they are fresh for exactly this memory set and threshold (`freshRun`), else
+   * computed now from the stored vectors (memories without one are embedded now).
    */
   async clusters(scope: EndUserScope, options: { limit: number; threshold: number; minSize: number }) {
-    const nodes = await this.nodes(scope, options.limit);
-    let vectors: number[][];
-    try {
-      vectors = nodes.length ? (await this.deps.embedder.embed(nodes.map((m) => m.text))).map(normalise) : [];
-    } catch (err) {
-      if (!(err instanceof DependencyError)) throw err;
-      return { clusters: [], unclustered: nodes.map((m) => m.id), threshold: options.threshold, degraded: true, bounds: this.bounds(nodes.length, options.limit) };
-    }
-    const order = nodes.map((_, i) => i).sort((a, b) => nodes[b].importance - nodes[a].importance || nodes[b].createdAt.getTime() - nodes[a].createdAt.getTime());
-    const placed = new Set<number>();
-    const groups: number[][] = [];
-    for (const seed of order) {
-      if (placed.has(seed)) continue;
-      placed.add(seed);
-      const group = [seed];
-      for (const other of order) {
-        if (placed.has(other)) continue;
-        if (dot(vectors[seed], vectors[other]) >= options.threshold) {
-          placed.add(other);
-          group.push(other);
-        }
+    const nodes = await this.nodes(scope, options.limit, false);
+    const run = await this.freshRun(scope, nodes, options.threshold);
+    let groups: number[][];
+    let from: ViewSource;
+    if (run) {
+      const at = new Map(nodes.map((m, i) => [m.id, i]));
+      const rows = await precomputedClusters(this.deps.db, scope);
+      const member = new Set<number>();
+      groups = rows.map((c) => {
+        const seed = at.get(c.seed_id)!;
+        const rest = c.members.filter((m) => m.memory_id !== c.seed_id).map((m) => at.get(m.memory_id)!);
+        for (const i of [seed, ...rest]) member.add(i);
+        return [seed, ...rest];
+      });
+      // stored clusters hold two or more memories; every other memory of the set stands alone
+      for (const i of seedOrder(nodes)) if (!member.has(i)) groups.push([i]);
+      from = { source: 'precomputed', computed_at: run.computed_at };
+    } else {
+      let vectors: Map<number, number[]>;
+      try {
+        vectors = nodes.length > 1 ? (await this.vectorsFor(scope, nodes)).vectors : new Map();
+      } catch (err) {
+        if (!(err instanceof DependencyError)) throw err;
+        return { clusters: [], unclustered: nodes.map((m) => m.id), threshold: options.threshold, degraded: true, source: 'computed_on_read' as const, computed_at: null, bounds: this.bounds(nodes.length, options.limit, true) };
       }
-      groups.push(group);
+      groups = greedyClusters(nodes.map((m) => ({ id: m.id, importance: m.importance, createdAt: m.createdAt, vector: vectors.get(m.id) })), options.threshold).map((g) => g.map((x) => x.index));
+      from = { source: 'computed_on_read', computed_at: null };
     }
-    const kept = groups.filter((g) => g.length >= options.minSize).sort((a, b) => b.length - a.length);
+    const rank = new Map(seedOrder(nodes).map((nodeIndex, r) => [nodeIndex, r]));
+    const kept = groups.filter((g) => g.length >= options.minSize).sort((a, b) => b.length - a.length || rank.get(a[0]!)! - rank.get(b[0]!)!);
     return {
       clusters: kept.map((g, i) => ({
         id: i + 1,
-        label: topKeywords(g.map((n) => nodes[n].text), 3).map((k) => k.word).join(' · ') || 'misc',
+        label: topKeywords(g.map((n) => nodes[n]!.text), 3).map((k) => k.word).join(' · ') || 'misc',
         size: g.length,
-        memory_ids: g.map((n) => nodes[n].id),
+        memory_ids: g.map((n) => nodes[n]!.id),
       })),
-      unclustered: groups.filter((g) => g.length < options.minSize).flat().map((n) => nodes[n].id),
+      unclustered: groups.filter((g) => g.length < options.minSize).flat().map((n) => nodes[n]!.id),
       threshold: options.threshold,
       degraded: false,
-      bounds: this.bounds(nodes.length, options.limit),
+      ...from,
+      bounds: this.bounds(nodes.length, options.limit, from.source === 'computed_on_read'),
     };
   }
 
-  /** Memories the extraction pipeline classified as decisions (memory_type = decision), newest first. */
+  /**
+   * Decisions among the most recent MAX_VIEW_MEMORIES memories: classified as decisions by extraction
+   * (memory_type) or worded as one (DECISION_CUES), newest first. Served from the worker's rows when they
+   * are fresh for exactly this memory set, else detected now with the same detector.
+   */
   async decisions(scope: EndUserScope, options: { limit: number; offset: number }) {
-    const { memories, total } = await this.deps.memories.list(scope, { limit: options.limit, offset: options.offset, filters: { memory_type: 'decision' } });
-    return { items: memories, total, limit: options.limit, offset: options.offset };
+    const nodes = await this.nodes(scope, MAX_VIEW_MEMORIES, false);
+    const run = await this.freshRun(scope, nodes, null);
+    let decided: Set<number>;
+    let from: ViewSource;
+    if (run) {
+      decided = new Set((await precomputedDecisions(this.deps.db, scope)).map((d) => d.memory_id));
+      from = { source: 'precomputed', computed_at: run.computed_at };
+    } else {
+      decided = new Set(nodes.filter((m) => detectDecision(m.memoryType, m.text)).map((m) => m.id));
+      from = { source: 'computed_on_read', computed_at: null };
+    }
+    const all = nodes.filter((m) => decided.has(m.id));
+    return { items: all.slice(options.offset, options.offset + options.limit), total: all.length, limit: options.limit, offset: options.offset, ...from, bounds: this.bounds(nodes.length, MAX_VIEW_MEMORIES, from.source === 'computed_on_read') };
   }
 
   /**
@@ -181,27 +212,57 @@ export class MemoryInsightsService {
     };
   }
 
-  private nodes(scope: EndUserScope, limit: number): Promise<Memory[]> {
-    return this.deps.memories.list(scope, { limit: Math.min(limit, MAX_VIEW_MEMORIES), filters: { include_summaries: true } }).then((r) => r.memories);
+  /** The most recent active memories; summaries are graph nodes (their `summarizes` edges) but not clustered or scanned for decisions. */
+  private nodes(scope: EndUserScope, limit: number, includeSummaries = true): Promise<Memory[]> {
+    return this.deps.memories.list(scope, { limit: Math.min(limit, MAX_VIEW_MEMORIES), filters: { include_summaries: includeSummaries } }).then((r) => r.memories);
   }
 
-  private bounds(considered: number, limit: number): ViewBounds {
-    return { computed_on_read: true, memories_considered: considered, max_memories: Math.min(limit, MAX_VIEW_MEMORIES) };
+  private bounds(considered: number, limit: number, onRead = true): ViewBounds {
+    return { computed_on_read: onRead, memories_considered: considered, max_memories: Math.min(limit, MAX_VIEW_MEMORIES) };
   }
-}
 
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  });
-  await Promise.all(workers);
+  /**
+   * Unit vectors of the nodes: read back from the vector store in one call; the few not stored yet
+   * (embedding pending or failed) are embedded now. DependencyError when the store or embedder fails.
+   */
+  private async vectorsFor(scope: EndUserScope, nodes: Memory[]): Promise<{ vectors: Map<number, number[]>; stored: number; embedded: number }> {
+    const vectors = await this.deps.vectors.getVectors(namespaceForUser(scope.userId), nodes.map((m) => m.id));
+    const stored = vectors.size;
+    const missing = nodes.filter((m) => !vectors.has(m.id));
+    if (missing.length) {
+      const fresh = await this.deps.embedder.embed(missing.map((m) => m.text));
+      missing.forEach((m, i) => vectors.set(m.id, fresh[i]!));
+    }
+    for (const [id, v] of vectors) vectors.set(id, normalise(v));
+    return { vectors, stored, embedded: missing.length };
+  }
+
+  /**
+   * The worker's last run for this end user, when it covers exactly these memories (same ids — so no
+   * memory was added, deleted, archived or moved out of the project's view since), none of them changed
+   * after it, and (for clusters) it used this threshold. Otherwise null: the view is computed on read.
+   */
+  private async freshRun(scope: EndUserScope, nodes: Memory[], threshold: number | null): Promise<{ computed_at: string } | null> {
+    if (nodes.length === 0) return null;
+    const run = await this.deps.db.selectFrom('memory_view_runs').selectAll().where('tenant_id', '=', scope.tenantId).where('user_id', '=', scope.userId).executeTakeFirst();
+    if (!run) return null;
+    if (threshold !== null && Math.abs(run.cluster_threshold - threshold) > 1e-6) return null;
+    const covered = new Set((run.memory_ids as unknown as Array<number | string>).map(Number));
+    if (covered.size !== nodes.length || nodes.some((m) => !covered.has(m.id))) return null;
+    const at = new Date(run.computed_at);
+    if (nodes.some((m) => m.updatedAt > at || m.createdAt > at)) return null;
+    return { computed_at: at.toISOString() };
+  }
 }
 
 const normalise = (v: number[]) => {
   const n = Math.hypot(...v) || 1;
   return v.map((x) => x / n);
 };
-const dot = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i], 0);
+const dot = (a: number[], b: number[]) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+};
 const round = (n: number) => Math.round(n * 1e4) / 1e4;
 const label = (text: string) => (text.length > 80 ? `${text.slice(0, 79)}…` : text);

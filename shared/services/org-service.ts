@@ -9,7 +9,7 @@ import { writeAudit } from './audit.ts';
 import { auditBase, newApiKeySecret, principalKey, principalLabel, roleAtLeast, toApiKeyResponse, type AuditMeta } from './identity-service.ts';
 import { newUserPublicId } from './ids.ts';
 import type { OutboxPort } from './memory-service.ts';
-import { orgWebhookTask } from './org-events.ts';
+import { apiKeyWebhookTask, orgWebhookTask } from './org-events.ts';
 import type { Role, Scope } from './scope.ts';
 
 export interface OrgServiceDeps {
@@ -186,8 +186,8 @@ export class OrgService {
         .returningAll()
         .executeTakeFirstOrThrow();
       const tasks = [
-        orgWebhookTask(scope.tenantId, 'api_key.revoked', { id: old.id, name: old.name, key_prefix: old.key_prefix, reason: 'rotated' }, now),
-        orgWebhookTask(scope.tenantId, 'api_key.created', { id: row.id, name: row.name, key_prefix: row.key_prefix, rotated_from: old.id }, now),
+        apiKeyWebhookTask(scope.tenantId, 'api_key.revoked', old, now, { reason: 'rotated' }),
+        apiKeyWebhookTask(scope.tenantId, 'api_key.created', row, now, { rotated_from: old.id }),
       ];
       await this.deps.outbox.enqueue(trx, tasks);
       await writeAudit(trx, { ...auditBase(meta), tenantId: scope.tenantId, userId: scope.principal.accountId, principal: principalLabel(scope.principal), eventType: 'api_key.rotated', category: 'security', resourceType: 'api_key', resourceId: String(row.id), action: 'rotate', status: 'success', statusCode: 201, payload: { rotated_from: old.id, key_prefix: row.key_prefix } });

@@ -10,6 +10,7 @@ import { MemoryInsightsService } from './memory-insights.ts';
 import { MemoryLifecycleService } from './memory-lifecycle.ts';
 import type { MemoryService, OutboxPort } from './memory-service.ts';
 import { RecallService } from './recall-service.ts';
+import { RelatedMemories } from './related-memories.ts';
 import type { RefusalLog } from './refusal-log.ts';
 
 export interface RecallFeatures {
@@ -17,6 +18,8 @@ export interface RecallFeatures {
   lifecycle: MemoryLifecycleService;
   insights: MemoryInsightsService;
   refusals: RefusalLog;
+  /** `traversal_depth` on /memory/query: related memories beside the top-k */
+  related: RelatedMemories;
 }
 
 export interface RecallFeaturesDeps {
@@ -38,5 +41,6 @@ export function createRecallFeatures(deps: RecallFeaturesDeps): RecallFeatures {
     lifecycle: new MemoryLifecycleService({ db: deps.db, vectors: deps.vectors, cache: deps.cache, clock: deps.clock, outbox: deps.outbox, memories: deps.memories, refusals: deps.refusals }),
     insights: new MemoryInsightsService({ db: deps.db, memories: deps.memories, embedder: deps.embedder, vectors: deps.vectors }),
     refusals: deps.refusals,
+    related: new RelatedMemories({ db: deps.db, vectors: deps.vectors, memories: deps.memories }),
   };
 }

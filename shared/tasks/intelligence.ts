@@ -4,6 +4,7 @@ import type { Cache } from '../ports/cache.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Embedder } from '../ports/embedder.ts';
 import { namespaceForUser, type VectorMetadata, type VectorStore } from '../ports/vector-store.ts';
+import { DEFAULT_CLUSTER_THRESHOLD, detectDecision, greedyClusters } from '../services/memory-views.ts';
 import type { MemoryService } from '../services/memory-service.ts';
 import { DEFAULT_GRACE_DAYS } from './retention.ts';
 import type { TaskHandler } from './worker-runtime.ts';
@@ -21,11 +22,11 @@ export const INTELLIGENCE_DEFAULTS = {
   /** importance halves every this many days once a memory has gone unaccessed for `warmAfterDays` */
   importanceHalfLifeDays: 90,
   importanceFloor: 0.05,
-  /** cosine similarity that puts two memories in one cluster */
-  clusterThreshold: 0.8,
+  /** cosine similarity that puts two memories in one cluster (the /memory/clusters default, so its default answer can be served precomputed) */
+  clusterThreshold: DEFAULT_CLUSTER_THRESHOLD,
   /** cosine similarity from which a cluster member counts as a near duplicate of its seed */
   nearDuplicateThreshold: 0.95,
-  /** most recent active memories per end user that are clustered (the read-time views use 500 too) */
+  /** most recent active memories per end user that are clustered (the read routes consider 500 at most too) */
   maxClusterMemories: 500,
 } as const;
 
@@ -52,9 +53,6 @@ export interface IntelligenceResult {
 }
 
 const DAY_MS = 86_400_000;
-
-/** Decision wording beyond what extraction already classifies (memory_type = decision). */
-const DECISION_CUES = /\b(decided|decision|we will|we'll|going with|chose|agreed (?:to|on)|settled on|opted for|signed off|approved|final call|resolved to)\b/i;
 
 /**
  * One re-evaluation of a tenant's memories (the daily `intelligence` job, one task per tenant):
@@ -132,6 +130,7 @@ export async function reevaluateTenant(deps: IntelligenceDeps, tenantId: string)
     .selectFrom('memories').select('user_id').where('tenant_id', '=', tenantId).where('retention_status', '=', 'active')
     .union(deps.db.selectFrom('memory_clusters').select('user_id').where('tenant_id', '=', tenantId))
     .union(deps.db.selectFrom('memory_decisions').select('user_id').where('tenant_id', '=', tenantId))
+    .union(deps.db.selectFrom('memory_view_runs').select('user_id').where('tenant_id', '=', tenantId))
     .execute();
   for (const { user_id: userId } of users) {
     const r = await clusterAndDetect(deps, tenantId, userId, now, s);
@@ -176,9 +175,11 @@ async function syncMetadata(deps: IntelligenceDeps, tenantId: string, touched: M
 }
 
 /**
- * Greedy clustering of one end user's most recent active memories (seeds by importance, then
- * recency; a member joins the first seed at cosine ≥ clusterThreshold) and decision detection. The
- * user's rows in both tables are replaced in one transaction.
+ * Clusters and decisions of one end user's most recent active memories (not summaries) — the same set, clustering
+ * (`greedyClusters`, seeds by importance then recency) and detector (`detectDecision`) the read routes
+ * use, so a fresh run answers /memory/clusters and /memory/decisions as they would. Vectors are read back
+ * from the vector store (those not stored yet are embedded). The user's rows in both tables and the run
+ * marker (`memory_view_runs`: which memories, which threshold, when) are replaced in one transaction.
  */
 async function clusterAndDetect(deps: IntelligenceDeps, tenantId: string, userId: number, now: Date, s: IntelligenceSettings) {
   const rows = await deps.db
@@ -188,42 +189,39 @@ async function clusterAndDetect(deps: IntelligenceDeps, tenantId: string, userId
     .where('user_id', '=', userId)
     .where('retention_status', '=', 'active')
     .where('is_summary', '=', false)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(s.maxClusterMemories)
     .execute();
   const texts = await deps.memories.openTexts({ tenantId, userId }, rows);
-  const vectors = rows.length > 1 ? (await deps.embedder.embed(texts)).map(unit) : [];
-  const order = rows.map((_, i) => i).sort((a, b) => rows[b].importance - rows[a].importance || Number(rows[b].id) - Number(rows[a].id));
-  const placed = new Set<number>();
-  const members: Array<{ memory_id: number; cluster_seed_id: number; similarity: number; near_duplicate: boolean }> = [];
-  for (const seed of vectors.length ? order : []) {
-    if (placed.has(seed)) continue;
-    const group: Array<{ i: number; sim: number }> = [];
-    for (const other of order) {
-      if (other === seed || placed.has(other)) continue;
-      const sim = dot(vectors[seed], vectors[other]);
-      if (sim >= s.clusterThreshold) group.push({ i: other, sim });
-    }
-    if (group.length === 0) continue;
-    placed.add(seed);
-    const seedId = Number(rows[seed].id);
-    members.push({ memory_id: seedId, cluster_seed_id: seedId, similarity: 1, near_duplicate: false });
-    for (const g of group) {
-      placed.add(g.i);
-      members.push({ memory_id: Number(rows[g.i].id), cluster_seed_id: seedId, similarity: round(g.sim), near_duplicate: g.sim >= s.nearDuplicateThreshold });
+  const ids = rows.map((r) => Number(r.id));
+  let vectors = new Map<number, number[]>();
+  if (rows.length > 1) {
+    vectors = await deps.vectors.getVectors(namespaceForUser(userId), ids);
+    const missing = rows.map((_, i) => i).filter((i) => !vectors.has(ids[i]!));
+    if (missing.length) {
+      const fresh = await deps.embedder.embed(missing.map((i) => texts[i]!));
+      missing.forEach((i, j) => vectors.set(ids[i]!, fresh[j]!));
     }
   }
+  const groups = greedyClusters(rows.map((r, i) => ({ id: ids[i]!, importance: r.importance, createdAt: new Date(r.created_at), vector: vectors.has(ids[i]!) ? unit(vectors.get(ids[i]!)!) : undefined })), s.clusterThreshold);
+  const members = groups.filter((g) => g.length > 1).flatMap((g) => g.map((m) => ({
+    memory_id: ids[m.index]!, cluster_seed_id: ids[g[0]!.index]!, similarity: m.index === g[0]!.index ? 1 : round(m.similarity), near_duplicate: m.index !== g[0]!.index && m.similarity >= s.nearDuplicateThreshold,
+  })));
   const decisions = rows.flatMap((r, i) => {
-    if (r.memory_type === 'decision') return [{ memory_id: Number(r.id), confidence: 0.9, signal: 'memory_type' }];
-    if (DECISION_CUES.test(texts[i])) return [{ memory_id: Number(r.id), confidence: 0.6, signal: 'cue' }];
-    return [];
+    const d = detectDecision(r.memory_type, texts[i]!);
+    return d ? [{ memory_id: ids[i]!, ...d }] : [];
   });
   await deps.db.transaction().execute(async (trx) => {
     await trx.deleteFrom('memory_clusters').where('tenant_id', '=', tenantId).where('user_id', '=', userId).execute();
     await trx.deleteFrom('memory_decisions').where('tenant_id', '=', tenantId).where('user_id', '=', userId).execute();
     if (members.length) await trx.insertInto('memory_clusters').values(members.map((m) => ({ ...m, tenant_id: tenantId, user_id: userId, computed_at: now }))).execute();
     if (decisions.length) await trx.insertInto('memory_decisions').values(decisions.map((d) => ({ ...d, tenant_id: tenantId, user_id: userId, detected_at: now }))).execute();
+    await trx.insertInto('memory_view_runs')
+      .values({ tenant_id: tenantId, user_id: userId, computed_at: now, cluster_threshold: s.clusterThreshold, memory_ids: JSON.stringify(ids) })
+      .onConflict((oc) => oc.columns(['tenant_id', 'user_id']).doUpdateSet({ computed_at: now, cluster_threshold: s.clusterThreshold, memory_ids: JSON.stringify(ids) }))
+      .execute();
   });
   return { clustered: members.length, decisions: decisions.length };
 }
@@ -231,11 +229,6 @@ async function clusterAndDetect(deps: IntelligenceDeps, tenantId: string, userId
 const unit = (v: number[]) => {
   const n = Math.hypot(...v) || 1;
   return v.map((x) => x / n);
-};
-const dot = (a: number[], b: number[]) => {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
 };
 const round = (x: number) => Math.round(x * 1000) / 1000;
 

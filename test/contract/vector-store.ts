@@ -56,6 +56,29 @@ export function vectorStoreContract(name: string, factory: () => Promise<{ store
       expect(await store.count(a)).toBe(1);
     });
 
+    it('reads stored vectors back by id, only from the namespace asked, after replacement and deletion', async () => {
+      const n = ns('get');
+      const other = ns('get-other');
+      // a vector that is not unit length: adapters may normalise, so compare by cosine
+      const raw = unit(4).map((x) => x * 3);
+      await store.upsert(n, [{ memoryId: 1, vector: unit(1), metadata: meta() }, { memoryId: 2, vector: raw, metadata: meta() }]);
+      await store.upsert(other, [{ memoryId: 3, vector: unit(3), metadata: meta() }]);
+      const cosine = (a: number[], b: number[]) => a.reduce((s, x, i) => s + x * b[i]!, 0) / (Math.hypot(...a) * Math.hypot(...b));
+      const got = await store.getVectors(n, [1, 2, 3, 99]);
+      expect([...got.keys()].sort()).toEqual([1, 2]);
+      expect(got.get(1)).toHaveLength(DIM);
+      expect(cosine(got.get(1)!, unit(1))).toBeCloseTo(1, 5);
+      expect(cosine(got.get(2)!, unit(4))).toBeCloseTo(1, 5);
+      expect(cosine(got.get(1)!, unit(2))).toBeLessThan(0.99);
+      expect((await store.getVectors(other, [1, 2])).size).toBe(0);
+      await store.upsert(n, [{ memoryId: 1, vector: unit(5), metadata: meta() }]);
+      expect(cosine((await store.getVectors(n, [1])).get(1)!, unit(5))).toBeCloseTo(1, 5);
+      await store.delete(n, [2]);
+      expect([...(await store.getVectors(n, [1, 2])).keys()]).toEqual([1]);
+      expect((await store.getVectors(n, [])).size).toBe(0);
+      expect((await store.getVectors(ns('never-written'), [1])).size).toBe(0);
+    });
+
     it('upserting the same memory id replaces its vector and metadata', async () => {
       const n = ns('u');
       await store.upsert(n, [{ memoryId: 1, vector: unit(1), metadata: meta({ tags: ['x'] }) }]);

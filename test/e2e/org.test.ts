@@ -194,7 +194,8 @@ describe('organisation: members, invitations, key rotation, audit log, billing',
       expect((await server.call('GET', '/org/projects', { headers: { 'X-API-Key': created.body.key } })).status).toBe(401);
       expect((await server.call('GET', '/org/projects', { headers: { 'X-API-Key': rotated.body.key } })).status).toBe(200);
       const events = (await webhookEvents(server, owner.tenantId)).filter((e) => ['api_key.created', 'api_key.revoked'].includes(e.event) && [created.body.id, rotated.body.id].includes(e.data.id as number));
-      expect(events.map((e) => e.event).sort()).toEqual(['api_key.created', 'api_key.revoked']);
+      // created (POST), then revoked + created (the rotation)
+      expect(events.map((e) => `${e.event}:${e.data.id}`).sort()).toEqual([`api_key.created:${created.body.id}`, `api_key.created:${rotated.body.id}`, `api_key.revoked:${created.body.id}`]);
       expect((await auditRows(server, owner.tenantId, 'api_key.rotated')).filter((a) => a.resource_id === String(rotated.body.id))).toHaveLength(1);
       // rotating the revoked key again is a 404, not a second secret
       expect((await server.call('POST', `/org/api-keys/${created.body.id}/rotate`, { headers: bearer(owner.token) })).status).toBe(404);

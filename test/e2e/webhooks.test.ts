@@ -272,11 +272,42 @@ describe('webhooks over HTTP (private targets allowed for local receivers)', () 
     const r = await receiver();
     await createHook(org.key, { name: 'Keys', url: r.url, events: ['api_key.revoked', 'api_key.created'] });
     const key = await server.call('POST', '/org/api-keys', { headers: bearer(org.owner.token), body: { name: 'another' } });
+    await deliverAll(server);
+    r.requests.length = 0;
     const rotated = await server.call('POST', `/org/api-keys/${key.body.id}/rotate`, { headers: bearer(org.owner.token) });
     expect(rotated.status).toBe(201);
     await deliverAll(server);
     expect(r.requests.map((q) => q.headers['x-memorysync-event']).sort()).toEqual(['api_key.created', 'api_key.revoked']);
     expect(r.requests.map((q) => JSON.parse(q.body).tenant_id)).toEqual([org.tenantId, org.tenantId]);
+  });
+
+  it('delivers api_key.created on POST /org/api-keys and api_key.revoked on DELETE, signed, with the key facts and never the secret', async () => {
+    const org = await newOrg(server, 'wh-key-events');
+    const other = await newOrg(server, 'wh-key-events-other');
+    // the orgs' own key creations are delivered before any endpoint subscribes
+    await deliverAll(server);
+    const r = await receiver();
+    const hook = await createHook(org.key, { name: 'Keys', url: r.url, events: ['api_key.created', 'api_key.revoked'] });
+    const theirs = await receiver();
+    await createHook(other.key, { name: 'Theirs', url: theirs.url, events: ['api_key.created', 'api_key.revoked'] });
+    const created = await server.call('POST', '/org/api-keys', { headers: bearer(org.owner.token), body: { name: 'ci-bot', environment: 'staging', scopes: ['memories:read'] } });
+    expect(created.status).toBe(201);
+    await deliverAll(server);
+    expect(r.requests.map((q) => q.headers['x-memorysync-event'])).toEqual(['api_key.created']);
+    const createdEvent = JSON.parse(r.requests[0]!.body);
+    expect(createdEvent).toMatchObject({ event: 'api_key.created', tenant_id: org.tenantId, data: { id: created.body.id, name: 'ci-bot', key_prefix: created.body.key_prefix, environment: 'staging', scopes: ['memories:read'], project_id: null } });
+    expect(r.requests[0]!.body).not.toContain(created.body.key);
+    expect(verifySignature(hook.body.secret, r.requests[0]!.headers, r.requests[0]!.body)).toBe(true);
+
+    const revoked = await server.call('DELETE', `/org/api-keys/${created.body.id}`, { headers: bearer(org.owner.token) });
+    expect(revoked.status).toBe(200);
+    // a second revoke (404) and a revoke of another tenant's key change nothing and emit nothing
+    expect((await server.call('DELETE', `/org/api-keys/${created.body.id}`, { headers: bearer(org.owner.token) })).status).toBe(404);
+    expect((await server.call('DELETE', `/org/api-keys/${created.body.id}`, { headers: bearer(other.owner.token) })).status).toBe(404);
+    await deliverAll(server);
+    expect(r.requests.map((q) => q.headers['x-memorysync-event'])).toEqual(['api_key.created', 'api_key.revoked']);
+    expect(JSON.parse(r.requests[1]!.body)).toMatchObject({ event: 'api_key.revoked', tenant_id: org.tenantId, data: { id: created.body.id, name: 'ci-bot', reason: 'revoked' } });
+    expect(theirs.requests).toHaveLength(0);
   });
 
   describe('management routes: auth, role, scope, tenancy and input', () => {

@@ -3,7 +3,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { bundleAliases, esbuildOptions, ESM_REQUIRE_BANNER, LAMBDA_BUNDLE, LAMBDA_ENTRIES, REPO_ROOT } from '../../infra/bundling.ts';
+import { bundleAliases, esbuildOptions, ESM_REQUIRE_BANNER, LAMBDA_BUNDLE, LAMBDA_ENTRIES, moduleClosure, REPO_ROOT } from '../../infra/bundling.ts';
 import { MemorySyncFunction } from '../../infra/constructs/memorysync-function.ts';
 import { appSearchRole } from '../../infra/handlers/search-access.ts';
 import { SYNTH_TIMEOUT_MS } from './synth.ts';
@@ -46,7 +46,23 @@ describe('Lambda bundling', () => {
     expect(existsSync(join(dir, 'node_modules/js-tiktoken/package.json'))).toBe(true);
     expect(existsSync(join(dir, 'node_modules/swagger-ui-dist/package.json'))).toBe(true);
     expect(existsSync(join(dir, 'data/vocabulary.bin'))).toBe(true);
+    // the document-text libraries stay out of the API: a lazy import of an external package, no pdf.js inside
+    expect(code).toMatch(/import\("unpdf"\)/);
+    expect(code).not.toContain('GlobalWorkerOptions');
+    expect(existsSync(join(dir, 'node_modules/unpdf'))).toBe(false);
   }, SYNTH_TIMEOUT_MS);
+
+  it('copies the document libraries with their whole dependency closure (integration-sync worker only)', () => {
+    const closure = moduleClosure(LAMBDA_BUNDLE.documentModules);
+    for (const m of LAMBDA_BUNDLE.documentModules) {
+      expect(closure).toContain(m);
+      expect(LAMBDA_BUNDLE.externalModules).toContain(m);
+    }
+    // mammoth reads the package with jszip and parses XML with @xmldom/xmldom
+    expect(closure).toEqual(expect.arrayContaining(['jszip', '@xmldom/xmldom']));
+    for (const m of closure) expect(existsSync(join(REPO_ROOT, 'node_modules', m, 'package.json'))).toBe(true);
+    expect(() => moduleClosure(['no-such-package-memorysync'])).toThrow(/not installed/);
+  });
 
   it('gives the bench the same esbuild settings the construct uses', () => {
     const options = esbuildOptions(LAMBDA_ENTRIES.api, '/tmp/out/index.mjs');
@@ -58,7 +74,7 @@ describe('Lambda bundling', () => {
       minify: true,
       sourcemap: true,
       banner: { js: ESM_REQUIRE_BANNER },
-      external: ['@aws-sdk/*', 'pg-native', 'js-tiktoken', 'swagger-ui-dist'],
+      external: ['@aws-sdk/*', 'pg-native', 'js-tiktoken', 'swagger-ui-dist', 'unpdf', 'mammoth', 'fflate', 'fast-xml-parser'],
     });
     expect(options.alias).toEqual(bundleAliases());
     for (const stub of Object.values(bundleAliases())) expect(existsSync(stub)).toBe(true);

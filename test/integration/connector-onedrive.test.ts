@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectors, createGuardedHttp, ProviderAuthError, ProviderError, ProviderRateLimitError, type ConnectorContext } from '#shared/integrations/index.ts';
 import { fixture, startProviderServer, type ProviderHandler, type ProviderServer } from '../support/provider-server.ts';
@@ -6,6 +7,15 @@ const TOKEN = 'EwBwA8l6BAAUO9chh8cJscQLmU-local-test';
 const NOTES_ID = '01BYE5RZ2Z3WNV2J3K4MSQZ6KE3HW5DNGM';
 const onedrive = connectors.onedrive;
 const http = createGuardedHttp({ allowPrivate: true });
+
+const document = (name: string) => readFileSync(new URL(`../fixtures/documents/${name}`, import.meta.url));
+/** Office files behind /content (real files made with LibreOffice), and one that is not a zip at all. */
+const OFFICE: Record<string, Buffer> = {
+  '01BYE5RZ4WXK6BXFRDTFH3HNRMQGH2BXVP': document('roadmap.docx'),
+  '01BYE5RZ5BUDGETXLSXQ2WZLZ3Y7PB': document('budget.xlsx'),
+  '01BYE5RZ6KICKOFFPPTXWZLZ3Y7PC': document('kickoff.pptx'),
+  '01BYE5RZ3BROKENPPTXWZLZ3Y7PD': Buffer.from('PK\u0003\u0004 this download was cut short'),
+};
 
 /** Graph for one token: /me/drive/root/delta in two pages, /content redirecting to a pre-authenticated download host. */
 const graphApi = (downloadBase: () => string): ProviderHandler => (req) => {
@@ -17,6 +27,8 @@ const graphApi = (downloadBase: () => string): ProviderHandler => (req) => {
     return { body: fixture('onedrive', token === 'MzslMjM0OyUyMzE7MztkZWxzdGE' ? 'delta-page2' : 'delta-page1') };
   }
   if (url.pathname === `/me/drive/items/${NOTES_ID}/content`) return { status: 302, headers: { location: `${downloadBase()}/download/notes?tempauth=abc` } };
+  const content = /^\/me\/drive\/items\/([^/]+)\/content$/.exec(url.pathname);
+  if (content && OFFICE[content[1]!]) return { status: 302, headers: { location: `${downloadBase()}/download/${content[1]}?tempauth=abc` } };
   return { status: 404, body: { error: { code: 'itemNotFound', message: 'The resource could not be found.' } } };
 };
 
@@ -27,7 +39,11 @@ describe('OneDrive connector against a local replay of Microsoft Graph', () => {
   let graph: ProviderServer;
   let download: ProviderServer;
   beforeAll(async () => {
-    download = await startProviderServer(() => ({ headers: { 'content-type': 'text/markdown' }, body: 'Standup: the payments team is blocked on the PCI audit.' }));
+    download = await startProviderServer((req) => {
+      const id = /^\/download\/([^/?]+)/.exec(req.url)?.[1];
+      if (id && OFFICE[id]) return { body: OFFICE[id] };
+      return { headers: { 'content-type': 'text/markdown' }, body: 'Standup: the payments team is blocked on the PCI audit.' };
+    });
     graph = await startProviderServer(graphApi(() => download.url));
   });
   afterAll(async () => {
@@ -46,11 +62,20 @@ describe('OneDrive connector against a local replay of Microsoft Graph', () => {
     expect(download.requests[0]!.headers.authorization).toBeUndefined();
   });
 
-  it('follows @odata.nextLink, indexes Office files by name, reports deletions and keeps the @odata.deltaLink', async () => {
+  it('follows @odata.nextLink, extracts Word, Excel and PowerPoint text, skips a corrupt file, reports deletions and keeps the @odata.deltaLink', async () => {
+    download.requests.length = 0;
     const page = await onedrive.listPage(ctxFor(graph), `${graph.url}/me/drive/root/delta?token=MzslMjM0OyUyMzE7MztkZWxzdGE`);
-    expect(page.items.map((i) => i.type)).toEqual(['file_reference']);
-    expect(page.items[0]!.content).toContain('Roadmap.docx');
-    expect(page.items[0]!.content).toContain('content not extracted');
+    expect(page.items.map((i) => i.type)).toEqual(['document', 'spreadsheet', 'presentation', 'file_reference']);
+    const [docx, xlsx, pptx, broken] = page.items;
+    expect(docx!.content).toMatch(/^\[OneDrive document\] \/Documents\/Roadmap\.docx\n\nRoadmap 2026\s+Decision: the mobile app ships offline sync in Q2\./);
+    expect(xlsx!.content).toBe('[OneDrive spreadsheet] /Finance/Budget.xlsx\n\n# Sheet: budget\nItem,Amount,Owner\nCloud hosting,12000,Ops\nTravel,3000,Sales');
+    expect(pptx!.content).toContain('## Slide 2\nNext steps: book the penetration test with the platform team.');
+    expect(pptx!.metadata).toMatchObject({ extracted: true, document_kind: 'pptx', truncated: false });
+    expect(broken!.content).toBe('[OneDrive file] /Documents/Broken.pptx (application/vnd.openxmlformats-officedocument.presentationml.presentation; content not extracted: corrupt)');
+    expect(broken!.metadata).toMatchObject({ extracted: false, skip_reason: 'corrupt' });
+    // the pre-authenticated download host never sees the token
+    expect(download.requests).toHaveLength(4);
+    expect(download.requests.every((r) => r.headers.authorization === undefined)).toBe(true);
     expect(page.deletedIds).toEqual(['item:01BYE5RZ7BHLQJ4FCGFZGJ3Y2WZLZ3Y7PA']);
     expect(page.nextCursor).toBeNull();
     expect(page.checkpoint).toBe(`${graph.url}/me/drive/root/delta?token=aTE09NjM1NTY2ODE3NTUwMTIwMDAw`);

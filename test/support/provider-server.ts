@@ -14,7 +14,7 @@ export interface ProviderRequest {
 export interface ProviderAnswer {
   status?: number;
   headers?: Record<string, string>;
-  /** objects are sent as JSON; strings as they are */
+  /** objects are sent as JSON; strings as they are; a Buffer as raw bytes (a downloaded file) */
   body?: unknown;
 }
 
@@ -47,6 +47,11 @@ export async function startProviderServer(handler: ProviderHandler): Promise<Pro
       const request: ProviderRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       requests.push(request);
       const answer = current(request, base) ?? { status: 404, body: { message: 'Not Found' } };
+      if (Buffer.isBuffer(answer.body)) {
+        res.writeHead(answer.status ?? 200, { 'content-type': 'application/octet-stream', ...(answer.headers ?? {}) });
+        res.end(answer.body);
+        return;
+      }
       const raw = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
       const body = raw.replaceAll('{{base}}', base);
       const headers: Record<string, string> = { ...(typeof answer.body === 'string' ? {} : { 'content-type': 'application/json; charset=utf-8' }), ...(answer.headers ?? {}) };

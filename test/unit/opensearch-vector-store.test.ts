@@ -230,6 +230,23 @@ describe('opensearch vector store, index per user (recorded API pairs)', () => {
     expect(received).toEqual(requests('list-ids'));
   });
 
+  it('reads vectors back with one _mget on the user index, skipping ids that are not indexed', async () => {
+    const store = await perUserStore();
+    play('mget');
+    const got = await store.getVectors(NS, [1, 2, 9]);
+    expect([...got.entries()]).toEqual([[1, [0.6, 0.8, 0.0]], [2, [0.0, 0.6, 0.8]]]);
+    expect(received).toEqual(requests('mget'));
+  });
+
+  it('reads no vectors (and sends nothing for no ids) when the user has no index yet', async () => {
+    const store = await perUserStore();
+    expect((await store.getVectors(NS, [])).size).toBe(0);
+    expect(received).toEqual([]);
+    play('mget-index-not-found');
+    expect((await store.getVectors('memorysync-user-7', [1])).size).toBe(0);
+    expect(received).toEqual(requests('mget-index-not-found'));
+  });
+
   it('refuses a vector of the wrong dimension and a namespace that is not a safe index name, without a request', async () => {
     const store = await perUserStore();
     await expect(store.upsert(NS, [{ memoryId: 1, vector: [1, 0], metadata: meta() }])).rejects.toThrow(/2 dimensions/);
@@ -308,6 +325,13 @@ describe('opensearch vector store, shared index (recorded API pairs)', () => {
     await store.updateMetadata(NS, 2, { projectId: null, source: 'dify' });
     expect(await store.delete(NS, [2])).toBe(1);
     expect(received).toEqual(requests('update-routed', 'bulk-delete-routed'));
+  });
+
+  it('reads vectors back by namespaced id, routed to the namespace shard', async () => {
+    const store = await sharedStore();
+    play('mget-routed');
+    expect([...(await store.getVectors(NS, [1, 2])).entries()]).toEqual([[1, [0.6, 0.8, 0.0]]]);
+    expect(received).toEqual(requests('mget-routed'));
   });
 
   it('deletes a namespace with delete_by_query, routed and filtered by the namespace term', async () => {

@@ -40,6 +40,8 @@ const TEMPLATE_NAME = 'memorysync-user-vectors';
 const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,199}$/;
 const BULK_CHUNK = 200;
 const LIST_PAGE = 1000;
+/** ids per _mget request */
+const GET_CHUNK = 500;
 
 /**
  * Everything a request may touch for one namespace. Requests are built only from a scope, and
@@ -295,6 +297,32 @@ export function createOpenSearchVectorStore(options: OpenSearchVectorStoreOption
           if (hits.length < LIST_PAGE) return ids;
           after = [ids[ids.length - 1]];
         }
+      });
+    },
+
+    async getVectors(namespace: string, memoryIds: number[]): Promise<Map<number, number[]>> {
+      const s = scope(namespace);
+      const found = new Map<number, number[]>();
+      if (memoryIds.length === 0) return found;
+      return call('getVectors', async () => {
+        for (let i = 0; i < memoryIds.length; i += GET_CHUNK) {
+          const ids = memoryIds.slice(i, i + GET_CHUNK).map((id) => s.docId(id));
+          const response = await client.mget(
+            { index: s.index, routing: s.routing, _source_includes: ['memory_id', 'namespace', VECTOR_FIELD], body: { ids } } as never,
+            { ignore: [404] },
+          );
+          if (response.statusCode === 404) return found;
+          const docs = (response.body as { docs: Array<{ _id: string; found?: boolean; error?: unknown; _source?: Doc }> }).docs;
+          for (const d of docs) {
+            // a missing index answers per document (index_not_found_exception): no vector
+            if (!d.found || d.error || !d._source) continue;
+            // shared mode: the namespaced _id already pins the owner; the stored namespace must agree
+            if (d._source.namespace !== s.namespace) continue;
+            const vector = d._source[VECTOR_FIELD];
+            if (Array.isArray(vector)) found.set(memoryIdOf(d), vector as number[]);
+          }
+        }
+        return found;
       });
     },
 

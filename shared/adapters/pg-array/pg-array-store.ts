@@ -94,6 +94,13 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
     async listIds(namespace: string) {
       return wrap('list', async () => (await sql<{ memory_id: number }>`select memory_id from ${table} where namespace = ${namespace} order by memory_id`.execute(db)).rows.map((x) => Number(x.memory_id)));
     },
+    async getVectors(namespace: string, memoryIds: number[]) {
+      if (!memoryIds.length) return new Map<number, number[]>();
+      return wrap('get', async () => {
+        const r = await sql<{ memory_id: number | string; v: string }>`select memory_id, array_to_json(embedding)::text as v from ${table} where namespace = ${namespace} and memory_id = any(${memoryIds}::bigint[])`.execute(db);
+        return new Map(r.rows.map((x) => [Number(x.memory_id), JSON.parse(x.v) as number[]]));
+      });
+    },
     async health() {
       try {
         await sql`select 1 from ${table} limit 1`.execute(db);

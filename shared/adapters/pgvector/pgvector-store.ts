@@ -140,6 +140,15 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
       });
     },
 
+    async getVectors(namespace: string, memoryIds: number[]) {
+      if (memoryIds.length === 0) return new Map<number, number[]>();
+      return wrap('get', async () => {
+        // vector's text form is a JSON array ("[0.1,0.2,…]")
+        const r = await sql<{ memory_id: number | string; v: string }>`select memory_id, embedding::text as v from ${table} where namespace = ${namespace} and memory_id = any(${memoryIds}::bigint[])`.execute(db);
+        return new Map(r.rows.map((x) => [Number(x.memory_id), JSON.parse(x.v) as number[]]));
+      });
+    },
+
     async health() {
       try {
         await sql`select 1 from ${table} limit 1`.execute(db);

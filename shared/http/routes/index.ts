@@ -34,7 +34,7 @@ export function buildRoutes(deps: RouteDeps): RouteDefinition[] {
   const routes = [
     ...healthRoutes(deps),
     ...identityRoutes(deps.identity, deps.usage),
-    ...memoryRoutes(deps.memories),
+    ...memoryRoutes(deps.memories, deps.recall.related),
     ...ssoRoutes(deps.oidc, deps.saml), ...oauthRoutes(deps.oauth), ...scimRoutes(deps.scim), ...mcpRoutes(deps.memories),
     ...recallFeatureRoutes(deps.recall, deps.memories),
     ...orgRoutes(deps),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { notFound } from '../../errors.ts';
 import type { MemoryService } from '../../services/memory-service.ts';
+import type { RelatedMemories } from '../../services/related-memories.ts';
 import { toMemoryResponse, toV1Item, type ScoredMemory } from '../../services/memory-model.ts';
 import { toV1MemoryId } from '../../services/ids.ts';
 import type { EndUserScope } from '../../services/scope.ts';
@@ -30,19 +31,22 @@ function inferRole(body: z.infer<typeof addTurnBody>): { role: string; text: str
   return { role: 'user', text };
 }
 
-export function memoryRoutes(memories: MemoryService): RouteDefinition[] {
+export function memoryRoutes(memories: MemoryService, related?: RelatedMemories): RouteDefinition[] {
   const query = async (ctx: RouteContext<z.infer<typeof queryMemoryBody>>) => {
     const started = Date.now();
     const result = await memories.query(owner(ctx), { query: ctx.body.query, k: ctx.body.k, filters: ctx.body.filters, weights: ctx.body.weights });
     if (result.quotaExhausted) return { status: 200, body: { memories: [] } };
+    // traversal_depth (opt-in): related memories beside the unchanged top-k — shared/services/related-memories.ts
+    const traversal = ctx.body.traversal_depth && related ? await related.expand(owner(ctx), result.memories, ctx.body.traversal_depth, ctx.body.k) : null;
     return {
       status: 200,
       body: {
         memories: result.memories.map(toMemoryResponse),
-        context: result.memories.length ? contextBlock(result.memories) : null,
+        context: result.memories.length ? contextBlock(result.memories) + (traversal?.related.length ? `\nRelated:\n${contextBlock(traversal.related.map((r) => r.memory as ScoredMemory))}` : '') : null,
         latency_ms: Date.now() - started,
         session_id: ctx.body.session_id ?? null,
         degraded: result.degraded,
+        ...(traversal ? { related: traversal.related.map((r) => ({ ...toMemoryResponse(r.memory), score: r.score, related_to: r.relatedTo, depth: r.depth, via: r.via })) } : {}),
       },
     };
   };

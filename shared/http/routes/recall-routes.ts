@@ -96,5 +96,5 @@ export function recallRoutes(features: RecallFeatures): RouteDefinition[] {
 
 /** Everything this area mounts: /memory/* recall features, /api/v1 lifecycle, explain and refusals, /api/v2 memory. */
 export function recallFeatureRoutes(features: RecallFeatures, memories: MemoryService): RouteDefinition[] {
-  return [...recallRoutes(features), ...lifecycleRoutes(features, memories), ...v2MemoryRoutes(memoryRoutes(memories), memories)];
+  return [...recallRoutes(features), ...lifecycleRoutes(features, memories), ...v2MemoryRoutes(memoryRoutes(memories, features.related), memories)];
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseMemoryId } from '../../services/ids.ts';
 import { REFUSAL_REASONS } from '../../services/refusal-policy.ts';
 import { forgetBody, queryFilters } from './memory.ts';
+import { DEFAULT_CLUSTER_THRESHOLD } from '../../services/memory-views.ts';
 
 /** Scope fields the server never takes from a body; accepted and ignored for compatibility. */
 const ignoredScopeFields = { user_id: z.unknown().optional(), project_id: z.unknown().optional(), environment: z.unknown().optional(), tenant_id: z.unknown().optional() };
@@ -68,7 +69,7 @@ export const graphQuery = z.object({
 
 export const clustersQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(200),
-  threshold: unit(0.35),
+  threshold: unit(DEFAULT_CLUSTER_THRESHOLD),
   min_size: z.coerce.number().int().min(1).max(100).default(2),
   end_user_id: z.string().optional(),
 });

@@ -1,4 +1,5 @@
 import type { Connector, NormalizedObject, PageResult } from '../types.ts';
+import { downloadAndExtract } from './documents.ts';
 import { providerJson, providerRequest } from './provider-http.ts';
 
 interface DriveFile { id: string; name: string; mimeType: string; modifiedTime: string; webViewLink?: string; size?: string; trashed?: boolean }
@@ -16,7 +17,9 @@ const isPlainText = (mime: string) => mime.startsWith('text/') || mime === 'appl
 /**
  * Google Drive v3: `files.list` (pageToken pagination, `modifiedTime >` the checkpoint on incremental
  * passes); Docs and Slides exported as text/plain, Sheets as text/csv, plain-text files downloaded.
- * PDFs and other binaries are indexed by name only (no text extraction here).
+ * PDFs (and uploaded .docx/.xlsx/.pptx) are downloaded (`alt=media`) and their text extracted within
+ * bounds (shared/text/document-text.ts); a file that cannot be read (encrypted, corrupt, too large) and
+ * any other binary is indexed by name, with the reason in its metadata.
  */
 export const googleDriveConnector: Connector = {
   provider: 'google_drive',
@@ -39,10 +42,20 @@ export const googleDriveConnector: Connector = {
       } else if (isPlainText(f.mimeType) && Number(f.size ?? 0) <= MAX_DOWNLOAD_BYTES) {
         text = (await providerRequest(ctx, `${api}/drive/v3/files/${f.id}?alt=media`, { maxBytes: MAX_DOWNLOAD_BYTES })).body;
         type = 'text';
+      } else {
+        const doc = await downloadAndExtract(ctx, `${api}/drive/v3/files/${f.id}?alt=media`, { mimeType: f.mimeType, name: f.name, size: f.size === undefined ? null : Number(f.size) });
+        if (doc?.extracted) {
+          items.push({ ...base, type: doc.type, content: `[Google Drive ${doc.type}] ${f.name}\n\n${doc.text}`, metadata: { ...metadata, ...doc.metadata, extracted: true } });
+          continue;
+        }
+        if (doc) {
+          items.push({ ...base, type: 'file_reference', content: `[Google Drive file] ${f.name} (${f.mimeType}; content not extracted: ${doc.reason})`, metadata: { ...metadata, ...doc.metadata, extracted: false, skip_reason: doc.reason, skip_detail: doc.detail } });
+          continue;
+        }
       }
       items.push(text !== null
         ? { ...base, type, content: `[Google Drive ${type}] ${f.name}\n\n${text.trim()}`, metadata }
-        : { ...base, type: 'file_reference', content: `[Google Drive file] ${f.name} (${f.mimeType}; content not extracted)`, metadata: { ...metadata, extracted: false } });
+        : { ...base, type: 'file_reference', content: `[Google Drive file] ${f.name} (${f.mimeType}; content not extracted)`, metadata: { ...metadata, extracted: false, skip_reason: 'unsupported_type' } });
     }
     const next = body.nextPageToken ?? null;
     return { items, nextCursor: next, ...(next ? {} : { checkpoint: ctx.passStartedAt }) };

@@ -1,4 +1,5 @@
 import { ProviderError, type Connector, type NormalizedObject, type PageResult } from '../types.ts';
+import { downloadAndExtract } from './documents.ts';
 import { providerJson, providerRequest } from './provider-http.ts';
 
 interface DriveItem {
@@ -21,7 +22,10 @@ const MAX_DOWNLOAD_BYTES = 1024 * 1024;
  * OneDrive through Microsoft Graph: `/me/drive/root/delta`, following `@odata.nextLink`; the final
  * `@odata.deltaLink` is the checkpoint, so an incremental pass gets only changes (deletions included).
  * Plain-text files are downloaded (`/content`, a redirect to a pre-authenticated URL); Word, Excel,
- * PowerPoint and PDF files are indexed by name only — Graph converts them to PDF or HTML, not to text.
+ * PowerPoint (.docx/.xlsx/.pptx) and PDF files are downloaded the same way and their text extracted
+ * within bounds (shared/text/document-text.ts) — Graph converts them to PDF or HTML, not to text. A file
+ * that cannot be read (encrypted, corrupt, too large) and any other binary is indexed by name, with the
+ * reason in its metadata.
  */
 export const onedriveConnector: Connector = {
   provider: 'onedrive',
@@ -53,7 +57,14 @@ export const onedriveConnector: Connector = {
         const res = await providerRequest(ctx, `${api}/me/drive/items/${item.id}/content`, { maxBytes: MAX_DOWNLOAD_BYTES });
         items.push({ id, type: 'file', url: item.webUrl ?? null, content: `[OneDrive file] ${path}\n\n${res.body.trim()}`, metadata });
       } else {
-        items.push({ id, type: 'file_reference', url: item.webUrl ?? null, content: `[OneDrive file] ${path} (${item.file.mimeType ?? 'unknown type'}; content not extracted)`, metadata: { ...metadata, extracted: false } });
+        const doc = await downloadAndExtract(ctx, `${api}/me/drive/items/${item.id}/content`, { mimeType: item.file.mimeType ?? null, name: item.name, size: item.size ?? null });
+        if (doc?.extracted) {
+          items.push({ id, type: doc.type, url: item.webUrl ?? null, content: `[OneDrive ${doc.type}] ${path}\n\n${doc.text}`, metadata: { ...metadata, ...doc.metadata, extracted: true } });
+        } else {
+          const why = doc ? `content not extracted: ${doc.reason}` : 'content not extracted';
+          const skip = doc ? { ...doc.metadata, skip_reason: doc.reason, skip_detail: doc.detail } : { skip_reason: 'unsupported_type' };
+          items.push({ id, type: 'file_reference', url: item.webUrl ?? null, content: `[OneDrive file] ${path} (${item.file.mimeType ?? 'unknown type'}; ${why})`, metadata: { ...metadata, extracted: false, ...skip } });
+        }
       }
     }
     const next = body['@odata.nextLink'] ?? null;
