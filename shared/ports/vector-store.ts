@@ -1,3 +1,5 @@
+import type { RawBuilder } from 'kysely';
+
 /**
  * Vector index port. Every call names a namespace (one per end user); there is no call that can
  * search or delete across namespaces, so a query physically cannot reach another user's vectors.
@@ -52,6 +54,13 @@ export interface VectorQuery {
   exact?: boolean;
 }
 
+/** One row of a search run inside a larger statement (see VectorStore.queryJoined). */
+export interface VectorHitRow {
+  memory_id: number;
+  /** cosine similarity in [-1, 1] */
+  score: number;
+}
+
 export interface VectorStore {
   readonly kind: string;
   /** Creates indexes/tables for vectors of `dimension`; idempotent. */
@@ -64,6 +73,13 @@ export interface VectorStore {
    */
   upsertMany(groups: VectorUpsertGroup[]): Promise<void>;
   query(namespace: string, vector: number[], query: VectorQuery): Promise<VectorHit[]>;
+  /**
+   * Only stores that live in the primary database (pgvector, pg-array): the search as a SELECT of
+   * (memory_id, score), handed to `build`, which returns the whole statement to run (joining the
+   * memories table, say); the store runs it under its own search settings. One round trip instead of
+   * a search and then a fetch. Failures are DependencyError('vector-store'), as for `query`.
+   */
+  queryJoined?<R>(namespace: string, vector: number[], query: VectorQuery, build: (hits: RawBuilder<VectorHitRow>) => RawBuilder<R>): Promise<R[]>;
   /** Updates metadata of existing vectors without touching the vectors. */
   updateMetadata(namespace: string, memoryId: number, metadata: Partial<VectorMetadata>): Promise<void>;
   delete(namespace: string, memoryIds: number[]): Promise<number>;

@@ -39,9 +39,18 @@ export interface ScoredMemory extends Memory {
   scoreParts: ScoreParts;
 }
 
+/** The columns a Memory is built from (reads that return many rows select only these). */
+export const MEMORY_COLUMNS = [
+  'id', 'tenant_id', 'user_id', 'project_id', 'environment', 'text_ciphertext', 'summary_ciphertext', 'key_points', 'tags', 'source',
+  'event_type', 'memory_type', 'importance', 'quality_score', 'tier', 'retention_status', 'is_summary', 'metadata', 'embedding_status',
+  'expires_at', 'last_accessed_at', 'created_at', 'updated_at',
+] as const satisfies ReadonlyArray<keyof MemoryRow>;
+
+export type MemoryColumnsRow = Pick<MemoryRow, (typeof MEMORY_COLUMNS)[number]>;
+
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 
-export function rowToMemory(row: MemoryRow, text: string, summary: string | null, endUserExternalId: string): Memory {
+export function rowToMemory(row: MemoryColumnsRow, text: string, summary: string | null, endUserExternalId: string): Memory {
   return {
     id: Number(row.id),
     userId: endUserExternalId,

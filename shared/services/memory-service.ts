@@ -1,24 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import type { Database, MemoryRow } from '../db/schema.ts';
 import { AppError, conflict, DependencyError, notFound } from '../errors.ts';
 import type { Cache } from '../ports/cache.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Embedder } from '../ports/embedder.ts';
 import type { Task, TaskFamily } from '../ports/queue.ts';
-import { namespaceForUser, type VectorFilter, type VectorMetadata, type VectorRecord, type VectorStore } from '../ports/vector-store.ts';
+import { namespaceForUser, type VectorFilter, type VectorHitRow, type VectorMetadata, type VectorRecord, type VectorStore } from '../ports/vector-store.ts';
 import { openText, seal } from '../crypto/aead.ts';
 import { hmacHex, sha256Hex } from '../crypto/hashing.ts';
 import { blindTokens, lexicalTerms } from '../crypto/lexical.ts';
 import type { TenantKeyService, TenantKeys } from '../crypto/tenant-keys.ts';
-import { writeAudit } from './audit.ts';
+import { auditValues, writeAudit } from './audit.ts';
 import { extract } from './extraction.ts';
 import { auditBase, principalLabel, type AuditMeta } from './identity-service.ts';
-import { rowToMemory, type Memory, type ScoredMemory } from './memory-model.ts';
+import { MEMORY_COLUMNS, rowToMemory, type Memory, type MemoryColumnsRow, type ScoredMemory } from './memory-model.ts';
 import type { RefusalLog } from './refusal-log.ts';
 import { resolveWeights, scoreMemory, type ScoreBreakdown } from './scoring.ts';
 import type { EndUserScope } from './scope.ts';
-import type { UsageService } from './usage-service.ts';
+import { periodOf, type UsageService } from './usage-service.ts';
 
 /** Writes tasks in the caller's transaction and relays them after commit (shared/outbox). */
 export interface OutboxPort {
@@ -110,6 +110,30 @@ export interface QueryResult {
 
 export { DEFAULT_WEIGHTS } from './scoring.ts';
 
+/**
+ * The audit row of a read, handed to the service so that it is written by the statement that counts
+ * the query (one round trip); the audit middleware then skips the request.
+ */
+export interface ReadAudit {
+  meta: AuditMeta;
+  eventType: string;
+  route: string;
+}
+
+/** A recall candidate's ranking signals, as the candidate statements return them. */
+interface Candidate {
+  id: number;
+  created_at: Date;
+  importance: number;
+  /** query tokens the memory carries */
+  overlap: number;
+  /** cosine similarity, null when the memory was not a vector hit */
+  score: number | null;
+}
+
+/** Query texts whose vectors a process keeps (per tenant), so a repeated query is not embedded again. */
+const QUERY_VECTOR_CACHE_SIZE = 512;
+
 export interface RankInput {
   id: number;
   /** cosine similarity from the vector index; undefined when the memory was not a vector candidate */
@@ -143,7 +167,11 @@ export function rankCandidates(candidates: RankInput[], options: { weights?: Que
 }
 
 /** How many of the query's blind tokens a memory carries (the lexical signal of recall). */
-const overlapSql = (tokens: string[]) => sql<number>`cardinality(array(select unnest(lexical_tokens) intersect select unnest(${tokens}::text[])))`;
+const overlapSql = (tokens: string[]) => {
+  const distinct = [...new Set(tokens)];
+  // One containment test per token: plain operator calls, no per-row subquery (the rows matched can be thousands).
+  return distinct.length ? sql<number>`(${sql.join(distinct.map((t) => sql`(lexical_tokens @> array[${t}]::text[])::int`), sql` + `)})` : sql<number>`0`;
+};
 
 /** Position after the last row of a page (see listPage). */
 export interface PageCursor {
@@ -172,6 +200,9 @@ const aadFor = (scope: { tenantId: string; userId: number }) => `memorysync:v1:$
  * lexical tokens. Every query is built from the EndUserScope; nothing here reads by id alone.
  */
 export class MemoryService {
+  /** recent query vectors, least recently used first (see embedQuery) */
+  private readonly queryVectors = new Map<string, number[]>();
+
   constructor(private readonly deps: MemoryServiceDeps) {}
 
   // ------------------------------------------------------------------ writes
@@ -480,19 +511,19 @@ export class MemoryService {
    * then recency and importance by the caller's weights. If the embedder or index fails, ranking is
    * lexical over the bounded recent rows and `degraded` says so.
    */
-  async query(scope: EndUserScope, input: QueryInput): Promise<QueryResult> {
+  async query(scope: EndUserScope, input: QueryInput, audit?: ReadAudit): Promise<QueryResult> {
     if (!(await this.deps.usage.allow(scope.tenantId, 'queries'))) return { memories: [], degraded: false, quotaExhausted: true };
     const keys = await this.deps.tenantKeys.forTenant(scope.tenantId);
     const now = this.deps.clock.now();
-    const { ranked, rows, degraded } = await this.rankFor(scope, input, keys, now);
+    const { ranked, degraded } = await this.rankFor(scope, input, keys, now);
+    const rows = await this.recordQuery(scope, input.filters ?? {}, ranked.map((r) => r.id), now, audit);
     const byId = new Map(rows.map((r) => [Number(r.id), r]));
     const memories: ScoredMemory[] = [];
     for (const r of ranked) {
       const row = byId.get(r.id);
-      if (!row) continue; // deleted or expired since it was cached
+      if (!row) continue; // deleted or expired since it was ranked (or cached)
       memories.push({ ...(await this.decrypt(scope, row, keys)), score: r.score, scoreParts: r.parts });
     }
-    await this.recordQuery(scope, memories.map((m) => m.id), now);
     await this.emitQueried(scope, memories, degraded);
     return { memories, degraded, quotaExhausted: false };
   }
@@ -525,57 +556,107 @@ export class MemoryService {
 
   /**
    * Candidates and their scores for a query: vector hits fused with blind-token lexical matches, ranked
-   * by rankCandidates. The ranking is cached per user generation; `rows` holds the ranked rows.
+   * by rankCandidates. Only the ranking signals are read here (the ranked rows are read by recordQuery).
+   * When the vector store lives in this database, search, lexical leg and filters are one statement.
+   * The ranking is cached per user generation.
    */
-  private async rankFor(scope: EndUserScope, input: QueryInput, keys: TenantKeys, now: Date): Promise<{ ranked: Ranked[]; rows: Array<MemoryRow & { overlap?: number }>; degraded: boolean }> {
+  private async rankFor(scope: EndUserScope, input: QueryInput, keys: TenantKeys, now: Date): Promise<{ ranked: Ranked[]; degraded: boolean }> {
     const filters = input.filters ?? {};
     const k = input.k;
     const cacheKey = await this.queryCacheKey(scope, input);
-    let ranked = cacheKey ? await this.deps.cache.get<Array<{ id: number; score: number; parts: ScoredMemory['scoreParts'] }>>(cacheKey) : undefined;
+    const cached = await this.deps.cache.get<Ranked[]>(cacheKey);
+    if (cached) return { ranked: cached, degraded: false };
+
+    const candidateCount = Math.min(Math.max(k * 4, 40), 400);
+    const lexicalLimit = Math.min(this.deps.lexicalScanLimit, candidateCount);
+    const tokens = blindTokens(keys.lexicalKey, lexicalTerms(input.query));
     let degraded = false;
-
-    let rows: Array<MemoryRow & { overlap?: number }> = [];
-    if (!ranked) {
-      const candidateCount = Math.min(Math.max(k * 4, 40), 400);
-      const semantic = new Map<number, number>();
-      try {
-        const [vector] = await this.withTimeout(this.deps.embedder.embed([input.query]), this.deps.embedBudgetMs, 'embedder');
-        const hits = await this.withTimeout(this.deps.vectors.query(namespaceForUser(scope.userId), vector, { k: candidateCount, filter: this.vectorFilter(scope, filters) }), this.deps.embedBudgetMs, 'vector-store');
-        for (const h of hits) semantic.set(h.memoryId, h.score);
-      } catch (err) {
-        if (!(err instanceof DependencyError)) throw err;
-        degraded = true;
+    let candidates: Candidate[];
+    try {
+      const vector = await this.embedQuery(scope, input.query);
+      const namespace = namespaceForUser(scope.userId);
+      const search = { k: candidateCount, filter: this.vectorFilter(scope, filters) };
+      if (this.deps.vectors.queryJoined) {
+        candidates = await this.withTimeout(this.deps.vectors.queryJoined(namespace, vector, search, (hits) => this.candidatesSql(scope, filters, now, tokens, lexicalLimit, hits)), this.deps.embedBudgetMs, 'vector-store');
+      } else {
+        const scores = new Map<number, number>();
+        // ids and scores come from the store; the rows (and the filters the store cannot apply) from the database
+        const hits = await this.withTimeout(this.deps.vectors.query(namespace, vector, search), this.deps.embedBudgetMs, 'vector-store');
+        for (const h of hits) scores.set(h.memoryId, h.score);
+        candidates = (await this.lexicalCandidates(scope, filters, now, tokens, [...scores.keys()], lexicalLimit)).map((c) => ({ ...c, score: scores.get(Number(c.id)) ?? null }));
       }
-      // One round trip fetches the vector candidates and the lexical matches (blind-token overlap) together.
-      const tokens = blindTokens(keys.lexicalKey, lexicalTerms(input.query));
-      const vectorIds = [...semantic.keys()];
-      if (vectorIds.length || tokens.length) {
-        rows = await this.filtered(scope, filters, now)
-          .select(overlapSql(tokens).as('overlap'))
-          .where((eb) => eb.or([
-            ...(vectorIds.length ? [eb('id', 'in', vectorIds)] : []),
-            ...(tokens.length ? [sql<boolean>`lexical_tokens && ${tokens}::text[]`] : []),
-          ]))
-          .orderBy(sql`(id = any(${vectorIds}::bigint[]))`, 'desc')
-          .orderBy('overlap', 'desc')
-          .orderBy('created_at', 'desc')
-          .limit(vectorIds.length + Math.min(this.deps.lexicalScanLimit, candidateCount))
-          .execute();
-      }
-      if (degraded && !rows.some((r) => Number(r.overlap) > 0)) {
-        // No term overlaps: still answer with the most recent memories, as the bounded fallback scan.
-        rows = await this.filtered(scope, filters, now).orderBy('created_at', 'desc').limit(Math.min(k, this.deps.lexicalScanLimit)).execute();
-      }
-      ranked = rankCandidates(
-        rows.map((r) => ({ id: Number(r.id), semantic: semantic.get(Number(r.id)), lexical: tokens.length ? Number(r.overlap ?? 0) / tokens.length : 0, createdAt: new Date(r.created_at), importance: Number(r.importance) })),
-        { weights: input.weights, degraded, now, k },
-      );
-      if (cacheKey && !degraded) await this.deps.cache.set(cacheKey, ranked, this.deps.cacheTtlSeconds);
-    } else if (ranked.length) {
-      rows = await this.filtered(scope, filters, now).where('id', 'in', ranked.map((r) => r.id)).execute();
+    } catch (err) {
+      if (!(err instanceof DependencyError)) throw err;
+      degraded = true;
+      candidates = tokens.length ? await this.lexicalCandidates(scope, filters, now, tokens, [], lexicalLimit) : [];
     }
+    if (degraded && !candidates.some((c) => Number(c.overlap) > 0)) {
+      // No term overlaps: still answer with the most recent memories, as the bounded fallback scan.
+      candidates = await this.filtered(scope, filters, now).clearSelect().select(['id', 'created_at', 'importance', sql<number>`0`.as('overlap'), sql<null>`null`.as('score')])
+        .orderBy('created_at', 'desc').limit(Math.min(k, this.deps.lexicalScanLimit)).execute();
+    }
+    const ranked = rankCandidates(
+      candidates.map((c) => ({ id: Number(c.id), semantic: c.score === null ? undefined : Number(c.score), lexical: tokens.length ? Number(c.overlap ?? 0) / tokens.length : 0, createdAt: new Date(c.created_at), importance: Number(c.importance) })),
+      { weights: input.weights, degraded, now, k },
+    );
+    if (!degraded) await this.deps.cache.set(cacheKey, ranked, this.deps.cacheTtlSeconds);
+    return { ranked, degraded };
+  }
 
-    return { ranked, rows, degraded };
+  /**
+   * The candidates of one query in one statement: the store's vector hits (`hits`), plus the
+   * `lexicalLimit` other searchable memories with the most query tokens, each with its ranking signals.
+   * The searchable filters apply to both legs (the store filters only what its metadata holds).
+   */
+  private candidatesSql(scope: EndUserScope, filters: QueryFilters, now: Date, tokens: string[], lexicalLimit: number, hits: RawBuilder<VectorHitRow>): RawBuilder<Candidate> {
+    const lexical = tokens.length
+      ? this.filtered(scope, filters, now).clearSelect().select('id')
+        .where(sql<boolean>`lexical_tokens && ${tokens}::text[]`)
+        .where(sql<boolean>`id not in (select memory_id from vector_hits)`)
+        .orderBy(overlapSql(tokens), 'desc').orderBy('created_at', 'desc').limit(lexicalLimit)
+      : undefined;
+    // The candidate ids drive the read (an index probe), whatever the planner knows about the table;
+    // scores are looked up in one aggregated row rather than by a scan of the hits per candidate.
+    const candidateIds = sql`array(select memory_id from vector_hits${lexical ? sql` union all select id from lexical_hits` : sql``})`;
+    const rows = this.filtered(scope, filters, now).clearSelect()
+      .select(['id', 'created_at', 'importance', overlapSql(tokens).as('overlap'), sql<number | null>`(select scores[array_position(ids, memories.id)] from vector_scores)`.as('score')])
+      .where(sql<boolean>`id = any(${candidateIds})`);
+    return sql<Candidate>`with vector_hits as materialized (${hits}),
+      vector_scores as materialized (select array_agg(memory_id) as ids, array_agg(score) as scores from vector_hits)${lexical ? sql`,
+      lexical_hits as materialized (${lexical})` : sql``}
+      ${rows}`;
+  }
+
+  /** Vector candidates (given) and the other searchable memories with the most query tokens: one statement. */
+  private lexicalCandidates(scope: EndUserScope, filters: QueryFilters, now: Date, tokens: string[], vectorIds: number[], lexicalLimit: number): Promise<Candidate[]> {
+    if (!vectorIds.length && !tokens.length) return Promise.resolve([]);
+    return this.filtered(scope, filters, now).clearSelect()
+      .select(['id', 'created_at', 'importance', overlapSql(tokens).as('overlap'), sql<null>`null`.as('score')])
+      .where((eb) => eb.or([
+        ...(vectorIds.length ? [eb('id', 'in', vectorIds)] : []),
+        ...(tokens.length ? [sql<boolean>`lexical_tokens && ${tokens}::text[]`] : []),
+      ]))
+      .orderBy(sql`(id = any(${vectorIds}::bigint[]))`, 'desc')
+      .orderBy('overlap', 'desc')
+      .orderBy('created_at', 'desc')
+      .limit(vectorIds.length + lexicalLimit)
+      .execute();
+  }
+
+  /** The query's vector; repeated query texts of a tenant are embedded once (a small per-process LRU). */
+  private async embedQuery(scope: Pick<EndUserScope, 'tenantId'>, text: string): Promise<number[]> {
+    // Keyed by tenant too: a shared entry would let one tenant time another's queries.
+    const key = `${scope.tenantId}\n${this.deps.embedder.model}\n${text}`;
+    const hit = this.queryVectors.get(key);
+    if (hit) {
+      this.queryVectors.delete(key);
+      this.queryVectors.set(key, hit);
+      return hit;
+    }
+    const [vector] = await this.withTimeout(this.deps.embedder.embed([text]), this.deps.embedBudgetMs, 'embedder');
+    this.queryVectors.set(key, vector);
+    if (this.queryVectors.size > QUERY_VECTOR_CACHE_SIZE) this.queryVectors.delete(this.queryVectors.keys().next().value as string);
+    return vector;
   }
 
   /**
@@ -626,14 +707,29 @@ export class MemoryService {
     return { memoryId: id, breakdown, eligible: Boolean(admitted), reasons, rank, indexed, degraded };
   }
 
-  /** One statement: touch last_accessed_at of what was returned and count the query. */
-  private async recordQuery(scope: EndUserScope, ids: number[], now: Date): Promise<void> {
-    const period = now.toISOString().slice(0, 7);
-    await sql`with touched as (
-        update memories set last_accessed_at = ${now}
-        where tenant_id = ${scope.tenantId} and user_id = ${scope.userId} and id = any(${ids}::bigint[]) returning 1)
-      insert into usage_counters (tenant_id, period, adds, queries) values (${scope.tenantId}, ${period}, 0, 1)
-      on conflict (tenant_id, period) do update set queries = usage_counters.queries + 1`.execute(this.deps.db);
+  /**
+   * One statement after ranking: reads the ranked rows that are still searchable while touching their
+   * last_accessed_at, counts the query, and writes the request's audit row when the caller hands it over.
+   */
+  private async recordQuery(scope: EndUserScope, filters: QueryFilters, ids: number[], now: Date, audit?: ReadAudit): Promise<MemoryColumnsRow[]> {
+    let statement = this.deps.db.with('counted', (db) =>
+      db.insertInto('usage_counters')
+        .values({ tenant_id: scope.tenantId, period: periodOf(now), adds: 0, queries: 1 })
+        .onConflict((oc) => oc.columns(['tenant_id', 'period']).doUpdateSet({ queries: sql`usage_counters.queries + 1` })));
+    if (audit) {
+      statement = statement.with('audited', (db) => db.insertInto('audit_logs').values(auditValues({
+        ...auditBase(audit.meta), tenantId: scope.tenantId, userId: scope.userId, principal: principalLabel(scope.principal),
+        eventType: audit.eventType, category: 'data', resourceType: 'memory', resourceId: null, action: 'query', status: 'success', statusCode: 200,
+        payload: { route: audit.route },
+      }))) as unknown as typeof statement;
+    }
+    const rows = await statement.updateTable('memories').set({ last_accessed_at: now })
+      .where((eb) => this.searchable(eb, scope, filters, now))
+      .where(sql<boolean>`id = any(${ids}::bigint[])`)
+      .returning(MEMORY_COLUMNS)
+      .execute();
+    if (audit) audit.meta.audit.written = true;
+    return rows;
   }
 
   // ------------------------------------------------------------------ used by workers
@@ -861,27 +957,31 @@ export class MemoryService {
   }
 
   private filtered(scope: EndUserScope, f: QueryFilters, now: Date) {
-    let q = this.deps.db
-      .selectFrom('memories')
-      .select(['id'])
-      .where('tenant_id', '=', scope.tenantId)
-      .where('user_id', '=', scope.userId)
-      .where('retention_status', '=', 'active')
-      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
-    if (scope.projectId) q = q.where('project_id', '=', scope.projectId);
-    if (f.tags?.length) q = q.where(sql<boolean>`tags && ${f.tags}::text[]`);
-    const sources = f.sources ?? (f.source ? [f.source] : undefined);
-    if (sources?.length) q = q.where('source', 'in', sources);
-    if (f.event_type) q = q.where('event_type', '=', f.event_type);
-    if (f.memory_type) q = q.where('memory_type', '=', f.memory_type);
-    if (f.tier) q = q.where('tier', '=', f.tier);
-    if (f.since) q = q.where('created_at', '>=', new Date(f.since));
-    if (f.until) q = q.where('created_at', '<=', new Date(f.until));
-    if (!f.include_summaries) q = q.where('is_summary', '=', false);
-    return q.selectAll();
+    return this.deps.db.selectFrom('memories').where((eb) => this.searchable(eb, scope, f, now)).selectAll();
   }
 
-  private async decrypt(scope: EndUserScope, row: MemoryRow, keys?: TenantKeys): Promise<Memory> {
+  /** What /memory/query may return for this end user: active, unexpired, in scope and admitted by the filters. */
+  private searchable(eb: ExpressionBuilder<Database, 'memories'>, scope: EndUserScope, f: QueryFilters, now: Date): Expression<SqlBool> {
+    const conditions: Array<Expression<SqlBool>> = [
+      eb('tenant_id', '=', scope.tenantId),
+      eb('user_id', '=', scope.userId),
+      eb('retention_status', '=', 'active'),
+      eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]),
+    ];
+    if (scope.projectId) conditions.push(eb('project_id', '=', scope.projectId));
+    if (f.tags?.length) conditions.push(sql<boolean>`tags && ${f.tags}::text[]`);
+    const sources = f.sources ?? (f.source ? [f.source] : undefined);
+    if (sources?.length) conditions.push(eb('source', 'in', sources));
+    if (f.event_type) conditions.push(eb('event_type', '=', f.event_type));
+    if (f.memory_type) conditions.push(eb('memory_type', '=', f.memory_type));
+    if (f.tier) conditions.push(eb('tier', '=', f.tier));
+    if (f.since) conditions.push(eb('created_at', '>=', new Date(f.since)));
+    if (f.until) conditions.push(eb('created_at', '<=', new Date(f.until)));
+    if (!f.include_summaries) conditions.push(eb('is_summary', '=', false));
+    return eb.and(conditions);
+  }
+
+  private async decrypt(scope: EndUserScope, row: MemoryColumnsRow, keys?: TenantKeys): Promise<Memory> {
     const k = keys ?? (await this.deps.tenantKeys.forTenant(scope.tenantId));
     const aad = aadFor({ tenantId: row.tenant_id, userId: row.user_id });
     const text = openText(k.dataKey, row.text_ciphertext, aad);
@@ -908,7 +1008,7 @@ export class MemoryService {
   }
 
   /** Query results are cached under a per-user generation that every write bumps. */
-  private async queryCacheKey(scope: EndUserScope, input: QueryInput): Promise<string | undefined> {
+  private async queryCacheKey(scope: EndUserScope, input: QueryInput): Promise<string> {
     const gen = await this.deps.cache.get<number>(`qgen:${scope.tenantId}:${scope.userId}`);
     return `q:${scope.tenantId}:${scope.userId}:${gen ?? 0}:${sha256Hex(JSON.stringify([scope.projectId, input]))}`;
   }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import type { VectorMetadata, VectorStore } from '#shared/ports/vector-store.ts';
 
 const DIM = 8;
@@ -128,6 +129,26 @@ export function vectorStoreContract(name: string, factory: () => Promise<{ store
         const cosine = probe.reduce((s, x, i) => s + x * v[i], 0);
         expect(hit.score).toBeCloseTo(cosine, 5);
       }
+    });
+
+    it('runs the search inside a statement of the caller (stores in the primary database)', async (ctx) => {
+      if (!store.queryJoined) ctx.skip();
+      const n = ns('joined');
+      const other = ns('joined-other');
+      await store.upsert(n, [1, 2, 3, 4].map((i) => ({ memoryId: i, vector: unit(i), metadata: meta({ tags: i === 4 ? ['x'] : [] }) })));
+      await store.upsert(other, [{ memoryId: 3, vector: unit(3), metadata: meta() }]);
+      const rows = await store.queryJoined!(n, unit(3), { k: 3 }, (hits) =>
+        sql<{ memory_id: number; score: number; label: string }>`select h.memory_id, h.score, l.label
+          from (${hits}) h join (values (1, 'one'), (2, 'two'), (3, 'three'), (4, 'four')) as l(id, label) on l.id = h.memory_id
+          order by h.score desc`);
+      expect(rows).toHaveLength(3);
+      expect(rows[0]).toMatchObject({ label: 'three' });
+      expect(Number(rows[0].memory_id)).toBe(3);
+      expect(Number(rows[0].score)).toBeCloseTo(1, 5);
+      const hits = await store.query(n, unit(3), { k: 3 });
+      expect(rows.map((r) => Number(r.memory_id))).toEqual(hits.map((h) => h.memoryId));
+      const filtered = await store.queryJoined!(n, unit(3), { k: 10, filter: { tagsAny: ['x'] } }, (hits) => hits);
+      expect(filtered.map((r) => Number(r.memory_id))).toEqual([4]);
     });
 
     it('applies every metadata filter', async () => {

@@ -1,7 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { DependencyError } from '../../errors.ts';
 import { upsertChunks, vectorDigits, vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
-import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore, VectorUpsertGroup } from '../../ports/vector-store.ts';
+import type { VectorHit, VectorHitRow, VectorMetadata, VectorQuery, VectorRecord, VectorStore, VectorUpsertGroup } from '../../ports/vector-store.ts';
 
 export interface PgArrayStoreOptions {
   db: Kysely<any>;
@@ -25,6 +25,16 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
     const n = Math.hypot(...v) || 1;
     return v.map((x) => x / n);
   };
+
+  const queryJoined = async <R>(namespace: string, vector: number[], query: VectorQuery, build: (hits: RawBuilder<VectorHitRow>) => RawBuilder<R>): Promise<R[]> =>
+    wrap('query', async () => {
+      const q = normalize(vector);
+      const hits = sql<VectorHitRow>`
+        select memory_id, (select sum(a * b) from unnest(embedding, ${q}::real[]) as t(a, b)) as score
+        from ${table} where ${vectorFilterSql(namespace, query.filter)}
+        order by score desc, memory_id desc limit ${query.k}`;
+      return (await build(hits).execute(db)).rows;
+    });
 
   const store: VectorStore = {
     kind: 'pg-array',
@@ -65,15 +75,10 @@ export function createPgArrayStore(options: PgArrayStoreOptions): VectorStore {
       });
     },
     async query(namespace: string, vector: number[], query: VectorQuery): Promise<VectorHit[]> {
-      return wrap('query', async () => {
-        const q = normalize(vector);
-        const r = await sql<{ memory_id: number | string; score: number }>`
-          select memory_id, (select sum(a * b) from unnest(embedding, ${q}::real[]) as t(a, b)) as score
-          from ${table} where ${vectorFilterSql(namespace, query.filter)}
-          order by score desc, memory_id desc limit ${query.k}`.execute(db);
-        return r.rows.map((x) => ({ memoryId: Number(x.memory_id), score: Number(x.score) }));
-      });
+      const rows = await queryJoined(namespace, vector, query, (hits) => hits);
+      return rows.map((x) => ({ memoryId: Number(x.memory_id), score: Number(x.score) }));
     },
+    queryJoined,
     async updateMetadata(namespace: string, memoryId: number, m: Partial<VectorMetadata>) {
       const sets = vectorMetadataSets(m);
       if (!sets.length) return;

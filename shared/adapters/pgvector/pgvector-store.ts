@@ -1,7 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { DependencyError } from '../../errors.ts';
 import { upsertChunks, vectorDigits, vectorErrors, vectorFilterSql, vectorMetadataSets } from '../pg-common/vector-sql.ts';
-import type { VectorHit, VectorMetadata, VectorQuery, VectorRecord, VectorStore, VectorUpsertGroup } from '../../ports/vector-store.ts';
+import type { VectorHit, VectorHitRow, VectorMetadata, VectorQuery, VectorRecord, VectorStore, VectorUpsertGroup } from '../../ports/vector-store.ts';
 
 export interface PgvectorStoreOptions {
   /** the kysely instance of the database that holds the vectors (the same PGlite or PostgreSQL) */
@@ -26,6 +26,25 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
 
   const wrap = vectorErrors('pgvector');
 
+  const queryJoined = async <R>(namespace: string, vector: number[], query: VectorQuery, build: (hits: RawBuilder<VectorHitRow>) => RawBuilder<R>): Promise<R[]> =>
+    wrap('query', () =>
+      db.transaction().execute(async (trx) => {
+        // Transaction-local settings, in one round trip.
+        if (query.exact) {
+          await sql`select set_config('enable_indexscan', 'off', true)`.execute(trx);
+        } else {
+          await sql`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(Math.max(efSearch, query.k))}, true)`.execute(trx);
+        }
+        const literal = toLiteral(vector);
+        const hits = sql<VectorHitRow>`
+          select memory_id, 1 - (embedding <=> ${literal}::vector) as score
+          from ${table}
+          where ${vectorFilterSql(namespace, query.filter)}
+          order by embedding <=> ${literal}::vector
+          limit ${query.k}`;
+        return (await build(hits).execute(trx)).rows;
+      }),
+    );
 
   const store: VectorStore = {
     kind: 'pgvector',
@@ -81,27 +100,11 @@ export function createPgvectorStore(options: PgvectorStoreOptions): VectorStore 
     },
 
     async query(namespace: string, vector: number[], query: VectorQuery): Promise<VectorHit[]> {
-      return wrap('query', () =>
-        db.transaction().execute(async (trx) => {
-          // Transaction-local settings, in one round trip.
-          if (query.exact) {
-            await sql`select set_config('enable_indexscan', 'off', true)`.execute(trx);
-          } else {
-            await sql`select set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', ${String(Math.max(efSearch, query.k))}, true)`.execute(trx);
-          }
-          const literal = toLiteral(vector);
-          const result = await sql<{ memory_id: number | string; distance: number }>`
-            select memory_id, embedding <=> ${literal}::vector as distance
-            from ${table}
-            where ${vectorFilterSql(namespace, query.filter)}
-            order by embedding <=> ${literal}::vector
-            limit ${query.k}`.execute(trx);
-          return result.rows
-            .map((r) => ({ memoryId: Number(r.memory_id), score: 1 - Number(r.distance) }))
-            .sort((a, b) => b.score - a.score);
-        }),
-      );
+      const rows = await queryJoined(namespace, vector, query, (hits) => hits);
+      return rows.map((r) => ({ memoryId: Number(r.memory_id), score: Number(r.score) })).sort((a, b) => b.score - a.score);
     },
+
+    queryJoined,
 
     async updateMetadata(namespace: string, memoryId: number, metadata: Partial<VectorMetadata>) {
       const sets = vectorMetadataSets(metadata);

@@ -14,6 +14,8 @@ import { auditMeta, route } from './route.ts';
 const owner = (ctx: RouteContext): EndUserScope => ctx.endUser as EndUserScope;
 const READ = ['memories:read'];
 const WRITE = ['memories:write'];
+/** Queries are POSTs, so they are audited; the memory service writes the row (see MemoryService.query). */
+const QUERY_AUDIT = { event: 'memory.query', resource: 'memory', category: 'data' } as const;
 
 const contextBlock = (memories: ScoredMemory[]) => memories.map((m) => `- ${m.text.replace(/\s+/g, ' ')}`).join('\n');
 
@@ -32,9 +34,11 @@ function inferRole(body: z.infer<typeof addTurnBody>): { role: string; text: str
 }
 
 export function memoryRoutes(memories: MemoryService, related?: RelatedMemories): RouteDefinition[] {
-  const query = async (ctx: RouteContext<z.infer<typeof queryMemoryBody>>) => {
+  const query = (path: string) => async (ctx: RouteContext<z.infer<typeof queryMemoryBody>>) => {
     const started = Date.now();
-    const result = await memories.query(owner(ctx), { query: ctx.body.query, k: ctx.body.k, filters: ctx.body.filters, weights: ctx.body.weights });
+    // The audit row travels with the statement that counts the query.
+    const audit = { meta: auditMeta(ctx), eventType: QUERY_AUDIT.event, route: path };
+    const result = await memories.query(owner(ctx), { query: ctx.body.query, k: ctx.body.k, filters: ctx.body.filters, weights: ctx.body.weights }, audit);
     if (result.quotaExhausted) return { status: 200, body: { memories: [] } };
     // traversal_depth (opt-in): related memories beside the unchanged top-k — shared/services/related-memories.ts
     const traversal = ctx.body.traversal_depth && related ? await related.expand(owner(ctx), result.memories, ctx.body.traversal_depth, ctx.body.k) : null;
@@ -78,8 +82,8 @@ export function memoryRoutes(memories: MemoryService, related?: RelatedMemories)
         return { status: 207, body: result };
       },
     }),
-    route({ method: 'POST', path: '/memory/query', summary: 'Semantic recall', tags: ['memory'], auth: 'any', scopes: READ, minRole: 'member', endUser: true, body: queryMemoryBody, handler: query }),
-    route({ method: 'POST', path: '/memory/retrieve', summary: 'Alias of /memory/query', tags: ['memory'], auth: 'any', scopes: READ, minRole: 'member', endUser: true, body: queryMemoryBody, handler: query }),
+    route({ method: 'POST', path: '/memory/query', summary: 'Semantic recall', tags: ['memory'], auth: 'any', scopes: READ, minRole: 'member', endUser: true, body: queryMemoryBody, audit: QUERY_AUDIT, handler: query('/memory/query') }),
+    route({ method: 'POST', path: '/memory/retrieve', summary: 'Alias of /memory/query', tags: ['memory'], auth: 'any', scopes: READ, minRole: 'member', endUser: true, body: queryMemoryBody, audit: QUERY_AUDIT, handler: query('/memory/retrieve') }),
     route({
       method: 'GET', path: '/memory/export', summary: "Export the end user's memories", tags: ['memory'], auth: 'any', scopes: READ, endUser: true, query: exportQuery,
       handler: async (ctx) => {
