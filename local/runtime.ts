@@ -68,7 +68,11 @@ export async function startLocalServer(config: Config, overrides: AdapterOverrid
     inFlight.add(work);
     work.finally(() => inFlight.delete(work));
   });
-  server.keepAliveTimeout = 5_000;
+  // Idle keep-alive sockets stay open well past any client's reuse window (undici keeps them 4 s unless told
+  // otherwise): with a short server timeout a busy event loop lets the server close a socket just as a client
+  // reuses it, and that request fails with ECONNRESET. Shutdown closes idle sockets at once (server.close()).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   // Requests Node rejects before the handler (header block over 16 KB, malformed request line) still get the envelope.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return;
