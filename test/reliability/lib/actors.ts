@@ -28,13 +28,16 @@ export async function newActor(server: TestServer, label: string, email = `${lab
   return { tenantId, projectId, email, token, accountPublicId: signup.body.user.id, apiKey: key.body.key, apiKeyId: Number(key.body.id) };
 }
 
-/** The contract's error envelope, or the protocol shapes SCIM and the OAuth token endpoint must answer with. */
+/**
+ * The contract's error envelope, or the protocol shapes SCIM and the OAuth endpoints must answer with (RFC 6749 §5.2
+ * errors from the token endpoint, which RFC 7662 introspection and RFC 7009 revocation reuse).
+ */
 export function hasErrorEnvelope(path: string, body: unknown): boolean {
   if (typeof body !== 'object' || body === null) return false;
   const b = body as Record<string, any>;
   // answered by the HTTP server before routing (header block too large): the contract's envelope on every path
   if (b.error?.code === 'HEADERS_TOO_LARGE') return typeof b.request_id === 'string';
   if (path.startsWith('/scim/v2')) return Array.isArray(b.schemas) && b.schemas.includes('urn:ietf:params:scim:api:messages:2.0:Error') && typeof b.request_id === 'string';
-  if (path.startsWith('/oauth/token')) return typeof b.error === 'string' && typeof b.request_id === 'string';
+  if (/^\/oauth\/(token|introspect|revoke)$/.test(path)) return typeof b.error === 'string' && typeof b.request_id === 'string';
   return typeof b.error?.code === 'string' && typeof b.error?.message === 'string' && typeof b.request_id === 'string';
 }
