@@ -1,7 +1,6 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
-import { verifyOutboundUrl, type SsrfGuardOptions } from '../net/ssrf-guard.ts';
+import { pinnedLookup, verifyOutboundUrl, type SsrfGuardOptions } from '../net/ssrf-guard.ts';
 
 export interface GuardedRequest {
   method?: 'GET' | 'POST';
@@ -49,17 +48,13 @@ export function createGuardedHttp(options: SsrfGuardOptions): GuardedHttp {
       const target = await verifyOutboundUrl(rawUrl, options);
       const maxBytes = init.maxBytes ?? DEFAULT_MAX_BYTES;
       const timeoutMs = init.timeoutMs ?? 15_000;
-      const pinned: LookupFunction = (_hostname, opts, callback) => {
-        if ((opts as { all?: boolean }).all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }]);
-        else callback(null, target.address, target.family);
-      };
       const { url } = target;
       const requestFn = url.protocol === 'https:' ? httpsRequest : httpRequest;
       const headers: Record<string, string> = { 'user-agent': 'MemorySync-Integrations/1.0', ...(init.headers ?? {}) };
       if (init.body !== undefined) headers['content-length'] = String(Buffer.byteLength(init.body));
       return new Promise<GuardedResponse>((resolve, reject) => {
         const signal = AbortSignal.timeout(timeoutMs);
-        const r = requestFn(url, { method: init.method ?? 'GET', headers, lookup: pinned, signal, agent: false }, (res) => {
+        const r = requestFn(url, { method: init.method ?? 'GET', headers, lookup: pinnedLookup(target), signal, agent: false }, (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
           let truncated = false;

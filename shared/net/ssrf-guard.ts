@@ -199,6 +199,14 @@ const MAX_AGENTS = 256;
 /** Idle keep-alive sockets are closed after this, below the 5 s idle timeout common servers (Node's) use. */
 const IDLE_SOCKET_MS = 4_000;
 
+/** A `lookup` for Node's http(s) that never asks DNS: it can only answer with the verified address (no rebinding). */
+export function pinnedLookup({ address, family }: Pick<VerifiedTarget, 'address' | 'family'>): LookupFunction {
+  return (_hostname, opts, callback) => {
+    if ((opts as { all?: boolean }).all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
+}
+
 /**
  * Keep-alive connection pools, one per (scheme, verified address, host, port). Each agent's `lookup`
  * can only answer with its verified address, so a pooled socket is always connected to an address
@@ -217,12 +225,7 @@ function createAgentPool() {
         agents.set(key, hit);
         return hit;
       }
-      // Node calls this instead of DNS; it can only ever answer with the verified address.
-      const lookup: LookupFunction = (_hostname, opts, callback) => {
-        if ((opts as { all?: boolean }).all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address, family }]);
-        else callback(null, address, family);
-      };
-      const options = { keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: IDLE_SOCKET_MS, lookup };
+      const options = { keepAlive: true, maxSockets: 32, maxFreeSockets: 8, timeout: IDLE_SOCKET_MS, lookup: pinnedLookup({ address, family }) };
       const agent = url.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
       agents.set(key, agent);
       if (agents.size > MAX_AGENTS) {
