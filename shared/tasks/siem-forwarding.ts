@@ -154,11 +154,10 @@ export async function scheduleSiemBatches(deps: SiemForwardingDeps): Promise<{ q
 }
 
 /**
- * The siem-forwarding family:
- * - `forward` posts one batch; on success the cursor moves past it. A failure is retried by the queue;
- *   the last attempt writes the batch to the object store as a dead letter and moves the cursor on,
- *   so one bad batch never blocks the rows after it.
- * - `redrive` (queued by the admin service when it has no direct hook) re-sends stored dead letters.
+ * The siem-forwarding family: `forward` posts one batch; on success the cursor moves past it. A failure is
+ * retried by the queue; the last attempt writes the batch to the object store as a dead letter and moves the
+ * cursor on, so one bad batch never blocks the rows after it. Stored dead letters are re-sent by
+ * `redriveSiemDeadLetters` (the admin route), not by a task.
  */
 export function siemForwardingHandlers(deps: SiemForwardingDeps): Record<string, TaskHandler> {
   const forward: TaskHandler<ForwardPayload> = async (task, ctx) => {
@@ -212,13 +211,7 @@ export function siemForwardingHandlers(deps: SiemForwardingDeps): Record<string,
     if (next) await deps.relay.relayNow([next.id]).catch((error) => ctx.logger.warn('SIEM relay failed; the outbox sweep will send', { error: (error as Error).message }));
   };
 
-  const redrive: TaskHandler<{ family?: string | null }> = async (task) => {
-    const family = task.payload.family;
-    if (family && family !== 'siem-forwarding') return;
-    await redriveSiemDeadLetters(deps, {});
-  };
-
-  return { forward: forward as TaskHandler, redrive: redrive as TaskHandler };
+  return { forward: forward as TaskHandler };
 }
 
 // ------------------------------------------------------------------ dead letters
@@ -269,8 +262,7 @@ export interface RedriveResult {
 /**
  * Re-sends dead-lettered SIEM batches to their forwarder's current target with their original batch
  * id (SIEMs can deduplicate on it); a batch that lands is deleted from the object store, one that
- * fails stays for the next re-drive. Used by `POST /admin/siem/dead-letters/redrive`, the admin
- * service's generic re-drive and the `redrive` task.
+ * fails stays for the next re-drive. Used by `POST /admin/siem/dead-letters/redrive`.
  */
 export async function redriveSiemDeadLetters(deps: SiemForwardingDeps, filter: DeadLetterFilter = {}): Promise<RedriveResult> {
   const keys = await deadLetterKeys(deps, filter);
